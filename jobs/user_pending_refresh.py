@@ -1,0 +1,254 @@
+"""userPendingRefresh: each active internal user's pending-work summary and workload level.
+
+Every figure of data-model.md's "pending" table comes from one grouped query
+per kind of item, over all users at once, read from the partial indexes of
+lib/schema.py (so only open items are touched). The figures are merged in
+Python and written in one transaction: the application sees either the old
+summary set or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import click
+
+from lib.cli import job_command
+from lib.clock import Periods, format_utc, periods_for
+from lib.db import write_transaction
+from lib.harness import JobSpec, Outcome, RunContext
+
+INTERNAL_ROLES = ("ADMIN", "LAWYER", "PARALEGAL")
+OPEN_TASK = "('TODO', 'IN_PROGRESS', 'BLOCKED')"
+FIGURES = ("cases", "tasks", "subtasks", "hearings", "orders", "worklogs", "leave_requests", "documents", "team")
+PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
+CATEGORIES = ("RESEARCH", "DRAFTING", "FILING", "HEARING_PREP", "CLIENT_COMMUNICATION", "ADMINISTRATIVE")
+
+# (level, highest total, highest urgent, highest overdue) for every level but CRITICAL.
+WORKLOAD_LEVELS = (("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3))
+
+
+def _buckets(due: str | None) -> str:
+    """Return the SELECT columns that count a group's items by due date, in IST periods."""
+    if due is None:
+        return "0, 0, 0, 0"
+    return (
+        f"sum({due} < :today), sum({due} = :today), "
+        f"sum({due} BETWEEN :week_start AND :week_end), sum({due} BETWEEN :month_start AND :month_end)"
+    )
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of pending item: which figure it feeds and the grouped query that counts it.
+
+    The query yields rows of (user_id, priority, category, count, overdue,
+    due_today, due_this_week, due_this_month).
+    """
+
+    figure: str
+    sql: str
+
+
+def _source(
+    figure: str,
+    table: str,
+    user: str,
+    where: str,
+    due: str | None,
+    priority: str = "NULL",
+    category: str = "NULL",
+    joins: str = "",
+) -> Source:
+    group = ", ".join(column for column in (user, priority, category) if column != "NULL")
+    return Source(
+        figure,
+        f"SELECT {user}, {priority}, {category}, count(*), {_buckets(due)} FROM {table} {joins} "
+        f"WHERE {where} AND {user} IS NOT NULL GROUP BY {group}",
+    )
+
+
+SOURCES = (
+    _source(
+        "cases",
+        "cases",
+        "lawyer_id",
+        "status IN ('OPEN', 'IN_PROGRESS')",
+        "expected_completion_date",
+        priority="priority",
+    ),
+    _source(
+        "tasks", "tasks", "assignee_id", f"status IN {OPEN_TASK}", "due_date", priority="priority", category="category"
+    ),
+    _source(
+        "subtasks",
+        "subtasks AS s",
+        "s.assignee_id",
+        f"s.status IN {OPEN_TASK}",
+        "s.due_date",
+        priority="t.priority",
+        joins="JOIN tasks AS t ON t.id = s.task_id",
+    ),
+    _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
+    _source("orders", "orders", "reviewer_id", "review_status = 'PENDING_REVIEW'", None),
+    _source("worklogs", "worklogs", "user_id", "status = 'DRAFT'", None),
+    _source("worklogs", "worklogs", "approver_id", "status = 'SUBMITTED'", None),
+    _source("leave_requests", "leave_requests", "approver_id", "status = 'PENDING'", "start_date"),
+    _source("documents", "documents", "reviewer_id", "status = 'PENDING_REVIEW'", "due_date"),
+    _source("documents", "documents", "owner_id", "status = 'DRAFT'", "due_date"),
+    _source(
+        "team",
+        "tasks AS t",
+        "team.lead_id",
+        f"t.status IN {OPEN_TASK} AND t.assignee_id IS NULL",
+        "t.due_date",
+        priority="t.priority",
+        joins="JOIN cases AS c ON c.id = t.case_id JOIN teams AS team ON team.id = c.team_id",
+    ),
+)
+
+
+@dataclass
+class Summary:
+    """One user's figures as they are being added up."""
+
+    user_id: int
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
+    tasks_by_category: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    by_priority: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRIORITIES, 0))
+    overdue: int = 0
+    due_today: int = 0
+    due_this_week: int = 0
+    due_this_month: int = 0
+
+    def add(
+        self, figure: str, priority: str | None, category: str | None, count: int, buckets: Iterable[int | None]
+    ) -> None:
+        """Add one grouped row of a source to this user's figures."""
+        self.counts[figure] += count
+        if priority in self.by_priority:
+            self.by_priority[priority] += count
+        if figure == "tasks" and category in self.tasks_by_category:
+            self.tasks_by_category[category] += count
+        overdue, today, week, month = (value or 0 for value in buckets)
+        self.overdue += overdue
+        self.due_today += today
+        self.due_this_week += week
+        self.due_this_month += month
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def urgent(self) -> int:
+        return self.by_priority["URGENT"]
+
+    def row(self, refreshed_at: str) -> dict[str, object]:
+        """Return this summary as a user_pending_summaries row."""
+        return {
+            "user_id": self.user_id,
+            **self.counts,
+            "tasks_by_category": json.dumps(self.tasks_by_category),
+            "total": self.total,
+            "overdue": self.overdue,
+            "due_today": self.due_today,
+            "due_this_week": self.due_this_week,
+            "due_this_month": self.due_this_month,
+            "urgent": self.urgent,
+            "by_priority": json.dumps(self.by_priority),
+            "workload_level": workload_level(self.total, self.urgent, self.overdue),
+            "refreshed_at": refreshed_at,
+        }
+
+
+def workload_level(total: int, urgent: int, overdue: int) -> str:
+    """Given a user's total, urgent and overdue counts, return the highest level any reaches."""
+    for level, highest_total, highest_urgent, highest_overdue in WORKLOAD_LEVELS:
+        if total <= highest_total and urgent <= highest_urgent and overdue <= highest_overdue:
+            return level
+    return "CRITICAL"
+
+
+def active_internal_user_ids(context: RunContext) -> list[int]:
+    """Return the ids of active internal users, the only ones who get a summary."""
+    placeholders = ", ".join("?" for _ in INTERNAL_ROLES)
+    rows = context.database.conn.execute(
+        f"SELECT id FROM users WHERE is_active = 1 AND role IN ({placeholders}) ORDER BY id", INTERNAL_ROLES
+    )
+    return [user_id for (user_id,) in rows]
+
+
+def compute_summaries(context: RunContext, periods: Periods) -> dict[int, Summary]:
+    """Return every active internal user's Summary, counting each source in one grouped query."""
+    summaries = {user_id: Summary(user_id) for user_id in active_internal_user_ids(context)}
+    parameters = vars(periods)
+    connection = context.database.conn
+    for source in SOURCES:
+        context.checkpoint()
+        for user_id, priority, category, count, *buckets in connection.execute(source.sql, parameters):
+            summary = summaries.get(user_id)
+            if summary is not None:
+                summary.add(source.figure, priority, category, count, buckets)
+    return summaries
+
+
+def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
+    """Upsert every summary and remove the rows of users no longer active and internal, in one
+    transaction; return how many stale rows were removed.
+    """
+    refreshed_at = format_utc(context.now)
+    placeholders = ", ".join("?" for _ in INTERNAL_ROLES)
+    with write_transaction(context.database) as database:
+        if summaries:
+            database["user_pending_summaries"].upsert_all(
+                (summary.row(refreshed_at) for summary in summaries.values()), pk="user_id", batch_size=500
+            )
+        removed = database.conn.execute(
+            f"DELETE FROM user_pending_summaries WHERE user_id NOT IN "
+            f"(SELECT id FROM users WHERE is_active = 1 AND role IN ({placeholders}))",
+            INTERNAL_ROLES,
+        ).rowcount
+    return removed
+
+
+def refresh(context: RunContext) -> Outcome:
+    """The job's work: compute every summary, then write them all at once (unless dry-run)."""
+    periods = periods_for(context.today)
+    summaries = compute_summaries(context, periods)
+    levels = {level: 0 for level in ("LOW", "MODERATE", "HIGH", "CRITICAL")}
+    for summary in summaries.values():
+        levels[workload_level(summary.total, summary.urgent, summary.overdue)] += 1
+    details: dict[str, object] = {
+        "users": len(summaries),
+        "pending_total": sum(summary.total for summary in summaries.values()),
+        "overdue_total": sum(summary.overdue for summary in summaries.values()),
+        "workload_levels": levels,
+        "today": periods.today,
+    }
+    context.checkpoint()
+    if context.dry_run:
+        for summary in summaries.values():
+            click.echo(
+                f"user {summary.user_id}: total {summary.total}, overdue {summary.overdue}, urgent {summary.urgent}, "
+                f"level {workload_level(summary.total, summary.urgent, summary.overdue)}"
+            )
+        details["removed"] = 0
+    else:
+        details["removed"] = write_summaries(context, summaries)
+    return Outcome(items=len(summaries), errors=0, details=details)
+
+
+SPEC = JobSpec(
+    name="userPendingRefresh",
+    summary="Recompute each active internal user's pending-work summary and workload level.",
+    work=refresh,
+    default_max_runtime=240,
+)
+
+command = job_command(SPEC, "user-pending-refresh")
+
+if __name__ == "__main__":
+    command.main(prog_name=command.name)

@@ -1,0 +1,117 @@
+"""The click layer every command shares: the common job options and one-line errors.
+
+Commands stay thin: they parse words, call into lib/ or jobs/, and turn a
+CasejobsError into one line on standard error and its exit code. A Python
+traceback reaches the user only with -v.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lib.errors import EXIT_FAILED, CasejobsError
+from lib.harness import JobSpec, RunOptions, run_job
+
+TRIGGERS = ("cron", "manual", "catchup")
+
+
+def report_errors(program: str, verbose: Callable[[], bool]) -> Callable:
+    """Decorate a command body so that errors end as one plain line and the right exit code."""
+
+    def decorate(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return body(*args, **kwargs)
+            except CasejobsError as error:
+                if verbose():
+                    traceback.print_exc()
+                click.echo(f"{program}: error: {error}", err=True)
+                sys.exit(error.exit_code)
+            except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                if verbose():
+                    traceback.print_exc()
+                click.echo(f"{program}: error: {type(error).__name__}: {error} (run with -v for details)", err=True)
+                sys.exit(EXIT_FAILED)
+
+        return wrapper
+
+    return decorate
+
+
+def _verbose_from_argv() -> bool:
+    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+
+
+def common_job_options(command: Callable) -> Callable:
+    """Add the options every job takes (design.md) to a click command."""
+    options = [
+        click.option("--db", type=click.Path(dir_okay=False), help="The SQLite database [env CASEJOBS_DB]."),
+        click.option("--dry-run", is_flag=True, help="Compute and report, write nothing but the ledger lines."),
+        click.option("--force", is_flag=True, help="Do the work even if this period's work is already done."),
+        click.option(
+            "--max-runtime",
+            type=click.IntRange(min=1),
+            metavar="SECONDS",
+            help="Stop at the next item after this long [env CASEJOBS_MAX_RUNTIME].",
+        ),
+        click.option(
+            "--trigger",
+            type=click.Choice(TRIGGERS),
+            default="manual",
+            show_default=True,
+            help="What started this run (recorded in the ledger).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(("auto", "json", "console")),
+            help="Log lines as JSON or for people [default: auto].",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def job_command(spec: JobSpec, program: str, extra_options: tuple[Callable, ...] = ()) -> click.Command:
+    """Given a job's spec, return its click command: the common options plus the job's own."""
+
+    @report_errors(program, _verbose_from_argv)
+    def body(
+        db: str | None,
+        dry_run: bool,
+        force: bool,
+        max_runtime: int | None,
+        trigger: str,
+        log_format: str | None,
+        verbose: bool,
+        **job_options: Any,
+    ) -> None:
+        options = RunOptions(
+            db=db,
+            dry_run=dry_run,
+            force=force,
+            max_runtime=max_runtime,
+            trigger=trigger,
+            log_format=log_format,
+            verbose=verbose,
+            job_options=job_options,
+        )
+        sys.exit(run_job(spec, options))
+
+    for option in reversed(extra_options):
+        body = option(body)
+    body = common_job_options(body)
+    return click.command(
+        name=program,
+        help=f"{spec.summary}\n\nJob name in the ledger: {spec.name}. Exit codes: 0 success or skipped, 1 failed, 2 usage, 3 partial, 75 locked, 78 configuration, 124 time limit, 130/143 stopped by SIGINT/SIGTERM.",
+    )(body)

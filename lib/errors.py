@@ -1,0 +1,43 @@
+"""The exceptions casejobs raises on purpose, and the exit codes they map to.
+
+Exit codes (design.md): 0 success or skipped, 1 failed, 2 usage, 3 partial,
+75 locked, 78 configuration, 124 time limit, 130/143 stopped by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+EXIT_SUCCESS = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_LOCKED = 75
+EXIT_CONFIG = 78
+EXIT_TIMEOUT = 124
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class CasejobsError(Exception):
+    """An error the user can act on; its message is one plain line."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(CasejobsError):
+    """A setting, file or environment value is wrong: fix it and run again."""
+
+    exit_code = EXIT_CONFIG
+
+
+class UsageError(CasejobsError):
+    """A command was called with words it cannot take."""
+
+    exit_code = EXIT_USAGE
+
+
+class StopRequested(Exception):
+    """Raised at an item boundary once a signal or the time limit asked to stop."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"stop requested: {reason}")
+        self.reason = reason

@@ -1,0 +1,78 @@
+"""The ledger: one JSON Lines file per job under $CASEJOBS_HOME/ledger/, appended, never rewritten.
+
+Each line is written with a single write() on a file opened O_APPEND and then
+fsynced, so that concurrent runs never interleave and a crash loses at most
+the line in flight. Readers skip a damaged line with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+LEDGER_VERSION = 1
+STATUSES = ("success", "partial", "failed", "skipped", "locked", "interrupted", "timeout")
+
+
+class DamagedLineWarning(UserWarning):
+    """A ledger line that is not a JSON object was skipped."""
+
+
+def ledger_path(home: Path, job: str) -> Path:
+    """Given CASEJOBS_HOME and a job name, return that job's ledger file."""
+    return home / "ledger" / f"{job}.jsonl"
+
+
+def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Given CASEJOBS_HOME and a record with at least event, run_id and job, append it.
+
+    The common fields v, pid and host are added if missing. Return the record written.
+    """
+    line = {"v": LEDGER_VERSION, **record}
+    line.setdefault("pid", os.getpid())
+    line.setdefault("host", socket.gethostname())
+    data = orjson.dumps(line) + b"\n"
+    descriptor = os.open(ledger_path(home, record["job"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return line
+
+
+def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]:
+    """Given a ledger file, yield its records in order, skipping damaged lines with a warning.
+
+    since, a UTC ISO timestamp, skips records stamped earlier (compared as text,
+    which is exact for our one `Z` format).
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if since is not None and raw[raw.find(b'"ts":"') + 6 :][:24].decode("ascii", "replace") < since:
+                continue
+            try:
+                record = orjson.loads(raw)
+                if not isinstance(record, dict) or "run_id" not in record or "event" not in record:
+                    raise ValueError("not a ledger record")
+            except ValueError:
+                if raw.strip():
+                    warnings.warn(f"{path}:{number}: damaged ledger line skipped", DamagedLineWarning, stacklevel=2)
+                continue
+            yield record
+
+
+def ledger_files(home: Path) -> list[Path]:
+    """Return every job's ledger file under CASEJOBS_HOME, sorted by name."""
+    folder = home / "ledger"
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []

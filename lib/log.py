@@ -1,0 +1,78 @@
+"""structlog set-up: JSON lines when not on a terminal, readable console output on one.
+
+Every line carries the bound `job` and `run_id`. Secrets never reach a line:
+keys that name a secret are blanked, and every known secret value (tokens,
+passwords from the settings) is scrubbed from every string.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = frozenset({"password", "password_hash", "api_token", "token", "phone", "authorization", "smtp_password"})
+REDACTED = "[redacted]"
+
+
+class SecretScrubber:
+    """A structlog processor that removes secret keys and secret values from an event."""
+
+    def __init__(self, secret_values: Iterable[str] = ()) -> None:
+        self.secret_values = [value for value in secret_values if value]
+
+    def scrub_text(self, text: str) -> str:
+        """Given any text, return it with every known secret value blanked."""
+        for value in self.secret_values:
+            text = text.replace(value, REDACTED)
+        return text
+
+    def __call__(self, logger: Any, method_name: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in list(event.items()):
+            if key.lower() in SECRET_KEYS:
+                event[key] = REDACTED
+            elif isinstance(value, str):
+                event[key] = self.scrub_text(value)
+        return event
+
+
+def configure_logging(
+    log_format: str = "auto", verbose: bool = False, secret_values: Iterable[str] = ()
+) -> SecretScrubber:
+    """Configure structlog for this process, writing to standard error; return the scrubber.
+
+    log_format: auto (console on a terminal, JSON otherwise), json or console.
+    """
+    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    scrubber = SecretScrubber(secret_values)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        scrubber,
+    ]
+    if use_console:
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    else:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=False)]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    return scrubber
+
+
+def bind_run(job: str, run_id: str) -> None:
+    """Bind job and run_id to every line logged from here on in this process."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(job=job, run_id=run_id)
+
+
+def get_logger() -> Any:
+    """Return the process's structlog logger."""
+    return structlog.get_logger("casejobs")

@@ -1,0 +1,1 @@
+"""Operations commands: jobstats and jobctl."""

@@ -1,0 +1,93 @@
+"""bin/jobstats: what ran, how it went, and what runs next, per job, from the ledger."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Any
+
+import click
+
+from lib import clock
+from lib.cli import report_errors
+from lib.errors import UsageError
+from lib.ledger import DamagedLineWarning
+from lib.schedule import job_name_for_script, read_schedule
+from lib.settings import load_settings
+from lib.stats import REPORTED_STATUSES, build_reports, parse_since
+
+
+def _verbose() -> bool:
+    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+
+
+def _format_duration(milliseconds: int | None) -> str:
+    if milliseconds is None:
+        return "-"
+    return f"{milliseconds} ms" if milliseconds < 10_000 else f"{milliseconds / 1000:.1f} s"
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    """Given jobstats' JSON summary, return it as text for a person."""
+    lines = [f"casejobs runs since {summary['since'] or 'the start of the ledger'} (times in IST)", ""]
+    for name, job in summary["jobs"].items():
+        rate = "-" if job["success_rate"] is None else f"{job['success_rate'] * 100:.1f}%"
+        lines.append(f"{name}: {job['runs']} runs, success rate {rate}" + ("  [running now]" if job["running"] else ""))
+        counts = ", ".join(f"{status} {count}" for status, count in job["status_counts"].items() if count)
+        lines.append(f"  statuses:  {counts or 'none yet'}")
+        last = job["last_run"]
+        if last:
+            lines.append(
+                f"  last run:  {last['started_at']}  {last['status']}"
+                + (f"  ({last['error']})" if last["error"] else "")
+            )
+        duration = job["duration_ms"]
+        lines.append(
+            f"  duration:  p50 {_format_duration(duration['p50'])}, p95 {_format_duration(duration['p95'])}, max {_format_duration(duration['max'])}"
+        )
+        lines.append(f"  items:     {job['items']} done, {job['errors']} errors")
+        lines.append(f"  next run:  {job['next_run']}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@click.command(name="jobstats", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--job", help="Only this job (dailySync or daily-sync).")
+@click.option("--since", help="Only runs started since: 7d, 12h, 30m, 2026-11-01 (IST) or an ISO time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with stable keys instead of text.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobstats", _verbose)
+def jobstats(job: str | None, since: str | None, as_json: bool, verbose: bool) -> None:
+    """Summarise the ledger per job: runs and counts per status, success rate, last run,
+    duration p50/p95/max, items and errors, and the next run from crontab.ist.
+    """
+    settings = load_settings()
+    now_text = settings.get("core.now")
+    now = clock.parse_frozen_now(now_text) if now_text else clock.now_utc({})
+    entries = read_schedule()
+    only = None
+    if job:
+        only = job_name_for_script(job) if "-" in job else job
+        known = [entry.job for entry in entries]
+        if only not in known:
+            raise UsageError(f"unknown job {job!r}; known jobs: {', '.join(known)}")
+    since_moment = parse_since(since, now) if since else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedLineWarning)
+        reports = build_reports(settings.home, entries, now, since_moment, only)
+    damaged = [str(warning.message) for warning in caught if issubclass(warning.category, DamagedLineWarning)]
+    if damaged:
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        click.echo(f"jobstats: warning: {damaged[0]}{more}", err=True)
+    summary = {
+        "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
+        "since": since_moment.astimezone(clock.IST).isoformat(timespec="seconds") if since_moment else None,
+        "statuses": list(REPORTED_STATUSES),
+        "jobs": {name: report.as_dict() for name, report in reports.items()},
+    }
+    click.echo(json.dumps(summary, indent=2) if as_json else render_text(summary), nl=as_json)
+
+
+if __name__ == "__main__":
+    jobstats.main(prog_name="jobstats")

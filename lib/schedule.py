@@ -1,0 +1,66 @@
+"""crontab.ist: which job runs when, in IST, and when each runs next.
+
+A line is five cron fields and a script name from bin/; the job's ledger
+name is the script name in camelCase (daily-sync -> dailySync). Next-run
+times come from cronsim evaluated on India's wall clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cronsim import CronSim, CronSimError
+
+from lib.clock import IST
+from lib.errors import ConfigError
+from lib.settings import PROJECT_ROOT
+
+CRONTAB_PATH = PROJECT_ROOT / "crontab.ist"
+
+
+def job_name_for_script(script: str) -> str:
+    """Given a script name such as daily-sync, return its job name, dailySync."""
+    first, *rest = script.split("-")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scheduled job: its cron expression (IST), script and ledger name."""
+
+    expression: str
+    script: str
+
+    @property
+    def job(self) -> str:
+        return job_name_for_script(self.script)
+
+    def next_run(self, after: dt.datetime) -> dt.datetime:
+        """Given an aware instant, return the next scheduled start after it (aware, IST)."""
+        return next(CronSim(self.expression, after.astimezone(IST).replace(microsecond=0)))
+
+
+def read_schedule(path: Path = CRONTAB_PATH) -> list[Entry]:
+    """Return crontab.ist's entries in file order; raise ConfigError on a line it cannot read."""
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#") or "=" in text.split()[0]:
+            continue
+        fields = text.split()
+        if len(fields) != 6:
+            raise ConfigError(f"{path}:{number}: expected five cron fields and a script name")
+        expression = " ".join(fields[:5])
+        try:
+            CronSim(expression, dt.datetime(2026, 1, 1, tzinfo=IST))
+        except CronSimError as error:
+            raise ConfigError(f"{path}:{number}: {error}") from None
+        entries.append(Entry(expression, fields[5]))
+    return entries
+
+
+def job_names(path: Path = CRONTAB_PATH) -> list[str]:
+    """Return every scheduled job's name, in file order."""
+    return [entry.job for entry in read_schedule(path)]

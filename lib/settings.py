@@ -1,0 +1,201 @@
+"""Settings: command-line options, then CASEJOBS_* environment, then the config file, then defaults.
+
+Every setting is declared once in SETTINGS; its environment variable is
+CASEJOBS_<SECTION>_<NAME> (the core section has no section part, so
+CASEJOBS_HOME, CASEJOBS_DB), and in the TOML config file it is `name` in the
+table `[section]` (core settings at the top level). The README's settings
+table is checked against this list by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE_NAME = "casejobs.toml"
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _log_format(value: str) -> str:
+    if value not in ("auto", "json", "console"):
+        raise ValueError("must be auto, json or console")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it lives, its default (as text, None for none) and how to read it."""
+
+    section: str
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def key(self) -> str:
+        """The setting's dotted name, e.g. core.home or ecourts.base_url."""
+        return f"{self.section}.{self.name}"
+
+    @property
+    def environment_variable(self) -> str:
+        """The one environment variable that sets it."""
+        middle = "" if self.section == "core" else f"{self.section.upper()}_"
+        return f"CASEJOBS_{middle}{self.name.upper()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "core", "home", None, _path, "folder holding ledger/, lock/, backups/, log/ (default: var/ in the project)"
+    ),
+    Setting("core", "db", None, _path, "the SQLite database (default: $CASEJOBS_HOME/casejobs.db)"),
+    Setting("core", "config", None, _path, "the TOML config file (default: $CASEJOBS_HOME/casejobs.toml, if present)"),
+    Setting(
+        "core",
+        "app_mode",
+        "desktop",
+        _text,
+        "jobs run only when this is `desktop`; the application's own APP_MODE is read when unset",
+    ),
+    Setting("core", "now", None, _text, "freezes the clock at this ISO-8601 instant (replays and tests)"),
+    Setting("core", "log_format", "auto", _log_format, "auto (console on a terminal, JSON otherwise), json or console"),
+    Setting(
+        "core",
+        "max_runtime",
+        None,
+        _whole_number,
+        "seconds a run may take before it stops at the next item (default: the job's own)",
+    ),
+    Setting(
+        "core", "busy_timeout_ms", "10000", _whole_number, "how long a statement waits for the application's write lock"
+    ),
+    Setting("core", "debug_item_delay_ms", "0", _whole_number, "testing aid: pause this long at every item boundary"),
+)
+
+SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+class Settings:
+    """The resolved settings of one process: settings.get("core.home") and friends."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+        self._values = values
+        self.sources = sources
+
+    def get(self, key: str) -> Any:
+        """Given a dotted key, return its value (None when unset and without default)."""
+        return self._values[key]
+
+    @property
+    def home(self) -> Path:
+        return self._values["core.home"]
+
+    @property
+    def database_path(self) -> Path:
+        return self._values["core.db"]
+
+    def secret_values(self) -> list[str]:
+        """Return every secret's value, so that the log scrubber can blank them anywhere."""
+        return [
+            str(self._values[setting.key]) for setting in SETTINGS if setting.secret and self._values.get(setting.key)
+        ]
+
+
+def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
+    """Given the config file's path, return its tables flattened to dotted keys.
+
+    A missing file is fine unless it was named explicitly; a broken one is not.
+    """
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"config file {path} (CASEJOBS_CONFIG) does not exist")
+        return {}
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    flattened: dict[str, Any] = {}
+    for name, value in document.items():
+        if isinstance(value, dict):
+            for inner_name, inner_value in value.items():
+                flattened[f"{name}.{inner_name}"] = inner_value
+        else:
+            flattened[f"core.{name}"] = value
+    unknown = sorted(key for key in flattened if key not in SETTINGS_BY_KEY)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting {unknown[0]}")
+    return flattened
+
+
+def _parse(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        return setting.parse(str(raw))
+    except ValueError as error:
+        raise ConfigError(f"bad setting {origin}={raw!r}: {error}") from None
+
+
+def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Given command-line values (by dotted key, None meaning not given) and the
+    environment, return the resolved Settings; raise ConfigError naming the setting
+    that is wrong.
+    """
+    options = {key: value for key, value in (options or {}).items() if value is not None}
+    environ = os.environ if environ is None else environ
+
+    def from_options_or_environment(setting: Setting) -> tuple[Any, str] | None:
+        if setting.key in options:
+            return options[setting.key], f"--{setting.name.replace('_', '-')}"
+        if environ.get(setting.environment_variable, "") != "":
+            return environ[setting.environment_variable], setting.environment_variable
+        return None
+
+    home_given = from_options_or_environment(SETTINGS_BY_KEY["core.home"])
+    home = _parse(SETTINGS_BY_KEY["core.home"], home_given[0], home_given[1]) if home_given else PROJECT_ROOT / "var"
+    config_given = from_options_or_environment(SETTINGS_BY_KEY["core.config"])
+    config_path = Path(str(config_given[0])).expanduser() if config_given else home / CONFIG_FILE_NAME
+    file_values = _read_config_file(config_path, explicit=config_given is not None)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        given = from_options_or_environment(setting)
+        if given is None and setting.key == "core.app_mode" and environ.get("APP_MODE"):
+            given = (environ["APP_MODE"], "APP_MODE")
+        if given is None and setting.key in file_values:
+            given = (file_values[setting.key], f"{config_path}:{setting.key}")
+        if given is not None:
+            values[setting.key] = _parse(setting, given[0], given[1])
+            sources[setting.key] = given[1]
+        else:
+            values[setting.key] = None if setting.default is None else setting.parse(setting.default)
+            sources[setting.key] = "default"
+    values["core.home"] = home.resolve() if not home.is_absolute() else home
+    values["core.config"] = config_path
+    if values["core.db"] is None:
+        values["core.db"] = values["core.home"] / "casejobs.db"
+    elif not values["core.db"].is_absolute():
+        values["core.db"] = values["core.db"].resolve()
+    return Settings(values, sources)
