@@ -17,7 +17,7 @@ import click
 
 from lib.cli import job_command
 from lib.clock import Periods, format_utc, periods_for
-from lib.db import write_transaction
+from lib.db import parallel_readers, write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
 
 INTERNAL_ROLES = ("ADMIN", "LAWYER", "PARALEGAL")
@@ -70,18 +70,8 @@ def _source(
     )
 
 
+# The biggest sources first, so that the parallel readers finish together.
 SOURCES = (
-    _source(
-        "cases",
-        "cases",
-        "lawyer_id",
-        "status IN ('OPEN', 'IN_PROGRESS')",
-        "expected_completion_date",
-        priority="priority",
-    ),
-    _source(
-        "tasks", "tasks", "assignee_id", f"status IN {OPEN_TASK}", "due_date", priority="priority", category="category"
-    ),
     _source(
         "subtasks",
         "subtasks AS s",
@@ -91,13 +81,9 @@ SOURCES = (
         priority="t.priority",
         joins="JOIN tasks AS t ON t.id = s.task_id",
     ),
-    _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
-    _source("orders", "orders", "reviewer_id", "review_status = 'PENDING_REVIEW'", None),
-    _source("worklogs", "worklogs", "user_id", "status = 'DRAFT'", None),
-    _source("worklogs", "worklogs", "approver_id", "status = 'SUBMITTED'", None),
-    _source("leave_requests", "leave_requests", "approver_id", "status = 'PENDING'", "start_date"),
-    _source("documents", "documents", "reviewer_id", "status = 'PENDING_REVIEW'", "due_date"),
-    _source("documents", "documents", "owner_id", "status = 'DRAFT'", "due_date"),
+    _source(
+        "tasks", "tasks", "assignee_id", f"status IN {OPEN_TASK}", "due_date", priority="priority", category="category"
+    ),
     _source(
         "team",
         "tasks AS t",
@@ -107,6 +93,16 @@ SOURCES = (
         priority="t.priority",
         joins="JOIN cases AS c ON c.id = t.case_id JOIN teams AS team ON team.id = c.team_id",
     ),
+    _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
+    _source(
+        "cases", "cases", "lawyer_id", "status IN ('OPEN', 'IN_PROGRESS')", "expected_completion_date", priority="priority"
+    ),
+    _source("documents", "documents", "reviewer_id", "status = 'PENDING_REVIEW'", "due_date"),
+    _source("documents", "documents", "owner_id", "status = 'DRAFT'", "due_date"),
+    _source("worklogs", "worklogs", "user_id", "status = 'DRAFT'", None),
+    _source("worklogs", "worklogs", "approver_id", "status = 'SUBMITTED'", None),
+    _source("orders", "orders", "reviewer_id", "review_status = 'PENDING_REVIEW'", None),
+    _source("leave_requests", "leave_requests", "approver_id", "status = 'PENDING'", "start_date"),
 )
 
 
@@ -182,16 +178,19 @@ def active_internal_user_ids(context: RunContext) -> list[int]:
 
 
 def compute_summaries(context: RunContext, periods: Periods) -> dict[int, Summary]:
-    """Return every active internal user's Summary, counting each source in one grouped query."""
+    """Return every active internal user's Summary, counting each source in one grouped query.
+
+    The sources run on parallel_readers(), the biggest first; the job can be
+    stopped between any two of them.
+    """
     summaries = {user_id: Summary(user_id) for user_id in active_internal_user_ids(context)}
     parameters = vars(periods)
-    connection = context.database.conn
-    for source in SOURCES:
-        context.checkpoint()
-        for user_id, priority, category, count, *buckets in connection.execute(source.sql, parameters):
-            summary = summaries.get(user_id)
-            if summary is not None:
-                summary.add(source.figure, priority, category, count, buckets)
+    with parallel_readers(context.settings) as run_query:
+        for source, rows in run_query([(source, source.sql, parameters) for source in SOURCES], context.checkpoint):
+            for user_id, priority, category, count, *buckets in rows:
+                summary = summaries.get(user_id)
+                if summary is not None:
+                    summary.add(source.figure, priority, category, count, buckets)
     return summaries
 
 

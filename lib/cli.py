@@ -11,12 +11,14 @@ import functools
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lib.errors import EXIT_FAILED, CasejobsError
-from lib.harness import JobSpec, RunOptions, run_job
+
+if TYPE_CHECKING:
+    from lib.harness import JobSpec
 
 TRIGGERS = ("cron", "manual", "catchup")
 
@@ -96,6 +98,8 @@ def job_command(spec: JobSpec, program: str, extra_options: tuple[Callable, ...]
         verbose: bool,
         **job_options: Any,
     ) -> None:
+        from lib.harness import RunOptions, run_job  # here, so that jobstats and jobctl start fast
+
         options = RunOptions(
             db=db,
             dry_run=dry_run,

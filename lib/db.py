@@ -7,15 +7,21 @@ IMMEDIATE) so that a transaction never fails half-way on a lock upgrade.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import queue
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from lib.errors import ConfigError
 from lib.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from lib.settings import Settings
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -112,3 +118,52 @@ def write_transaction(database: sqlite_utils.Database) -> Iterator[sqlite_utils.
 def integrity_ok(database: sqlite_utils.Database) -> bool:
     """Return True when PRAGMA integrity_check finds nothing wrong."""
     return database.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+READERS = 2  # the machines we run on have two cores; more readers only queue
+
+
+@contextlib.contextmanager
+def parallel_readers(settings: Settings, readers: int = READERS) -> Iterator[Callable]:
+    """Yield run_queries(queries, between): run read-only queries on parallel connections.
+
+    queries is a list of (key, sql, parameters); run_queries yields (key, rows)
+    as each finishes, in the order given, and calls between() before each, so
+    that a job can stop between two queries (a stop interrupts the rest).
+    SQLite releases the GIL while it steps, so two connections use two cores.
+    Each reader sees its own snapshot: the figures are as of the moment each
+    query ran, a fraction of a second apart.
+    """
+    connections: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+    opened = []
+    for _ in range(readers):
+        connection = connect(settings.database_path, settings.get("core.busy_timeout_ms")).conn
+        connection.execute("PRAGMA query_only = 1")
+        opened.append(connection)
+        connections.put(connection)
+
+    def run_one(sql: str, parameters: Any) -> list[tuple]:
+        connection = connections.get()
+        try:
+            return connection.execute(sql, parameters).fetchall()
+        finally:
+            connections.put(connection)
+
+    def run_queries(queries: list[tuple[Any, str, Any]], between: Callable[[], None]) -> Iterator[tuple[Any, list[tuple]]]:
+        futures = [(key, pool.submit(run_one, sql, parameters)) for key, sql, parameters in queries]
+        try:
+            for key, future in futures:
+                between()
+                yield key, future.result()
+        except BaseException:
+            for connection in opened:
+                connection.interrupt()
+            raise
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=readers, thread_name_prefix="reader")
+    try:
+        yield run_queries
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for connection in opened:
+            connection.close()

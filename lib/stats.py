@@ -39,37 +39,52 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
 
 
 @dataclass
-class Run:
-    """One run pieced together from its ledger lines."""
+class Runs:
+    """One job's runs, added up while reading its ledger (a year is 200,000 lines: no run is kept)."""
 
-    run_id: str
-    started_at: str
-    status: str = "crashed"
-    duration_ms: int | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORTED_STATUSES, 0))
+    durations: list[int] = field(default_factory=list)
     items: int = 0
     errors: int = 0
-    error: str | None = None
+    last: dict[str, Any] | None = None
+    last_finished: dict[str, Any] | None = None
+    crashed: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
-def collect_runs(path: Path, since: str | None) -> list[Run]:
-    """Given one job's ledger file, return its runs ordered by start time.
+def collect_runs(path: Path, since: str | None) -> Runs:
+    """Given one job's ledger file, return its runs added up.
 
-    A start with no finish is `crashed`; the caller decides whether the newest
-    one is still running.
+    A finish is matched to its start by run_id; a start with no finish is a
+    run that died (crashed), its start time kept in runs.crashed.
     """
-    runs: dict[str, Run] = {}
+    runs = Runs()
+    counts, durations = runs.counts, runs.durations
+    starts: dict[str, str] = {}
+    last_started = ""
     for record in ledger.read_lines(path, since):
-        run_id = record["run_id"]
-        run = runs.get(run_id)
-        if run is None:
-            run = runs[run_id] = Run(run_id=run_id, started_at=record.get("ts", ""))
-        if record["event"] == "finish":
-            run.status = record.get("status", "failed")
-            run.duration_ms = record.get("duration_ms")
-            run.items = record.get("items") or 0
-            run.errors = record.get("errors") or 0
-            run.error = record.get("error")
-    return sorted(runs.values(), key=lambda run: run.started_at)
+        if record["event"] == "start":
+            starts[record["run_id"]] = record.get("ts", "")
+            continue
+        started_at = starts.pop(record["run_id"], None) or record.get("ts", "")
+        status = record.get("status", "failed")
+        counts[status] = counts.get(status, 0) + 1
+        if status not in NOT_ATTEMPTED and record.get("duration_ms") is not None:
+            durations.append(record["duration_ms"])
+        runs.items += record.get("items") or 0
+        runs.errors += record.get("errors") or 0
+        if started_at >= last_started:
+            last_started = started_at
+            runs.last = {"started_at": started_at, "status": status, "error": record.get("error")}
+    runs.last_finished = runs.last
+    runs.crashed = sorted(starts.values())
+    counts["crashed"] = len(runs.crashed)
+    if runs.crashed and runs.crashed[-1] >= last_started:
+        runs.last = {"started_at": runs.crashed[-1], "status": "crashed", "error": "no finish line: the run died"}
+    return runs
 
 
 def percentile(sorted_values: list[int], fraction: float) -> int | None:
@@ -92,24 +107,21 @@ class JobReport:
     """The figures of one job, as jobstats shows them."""
 
     name: str
-    runs: list[Run] = field(default_factory=list)
+    runs: Runs = field(default_factory=Runs)
     running: bool = False
     next_run: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        counts = dict.fromkeys(REPORTED_STATUSES, 0)
-        for run in self.runs:
-            counts[run.status] = counts.get(run.status, 0) + 1
-        attempted = len(self.runs) - sum(counts[status] for status in NOT_ATTEMPTED)
-        durations = sorted(
-            run.duration_ms for run in self.runs if run.duration_ms is not None and run.status not in NOT_ATTEMPTED
-        )
-        last = self.runs[-1] if self.runs else None
+        """Return the job's figures under jobstats' stable JSON keys."""
+        runs = self.runs
+        attempted = runs.total - sum(runs.counts[status] for status in NOT_ATTEMPTED)
+        durations = sorted(runs.durations)
+        last = runs.last
         return {
-            "runs": len(self.runs),
-            "status_counts": counts,
-            "success_rate": round(counts["success"] / attempted, 4) if attempted else None,
-            "last_run": {"started_at": ist_text(last.started_at), "status": last.status, "error": last.error}
+            "runs": runs.total,
+            "status_counts": runs.counts,
+            "success_rate": round(runs.counts["success"] / attempted, 4) if attempted else None,
+            "last_run": {"started_at": ist_text(last["started_at"]), "status": last["status"], "error": last["error"]}
             if last
             else None,
             "duration_ms": {
@@ -117,8 +129,8 @@ class JobReport:
                 "p95": percentile(durations, 0.95),
                 "max": durations[-1] if durations else None,
             },
-            "items": sum(run.items for run in self.runs),
-            "errors": sum(run.errors for run in self.runs),
+            "items": runs.items,
+            "errors": runs.errors,
             "next_run": self.next_run,
             "running": self.running,
         }
@@ -135,10 +147,12 @@ def build_reports(
             continue
         report = JobReport(entry.job, next_run=entry.next_run(now).isoformat(timespec="seconds"))
         report.runs = collect_runs(ledger.ledger_path(home, entry.job), since_text)
-        newest = report.runs[-1] if report.runs else None
-        if newest and newest.status == "crashed" and is_locked(home, entry.job):
-            # Still at work, not a crash and not yet a result: left out of the figures.
+        runs = report.runs
+        if runs.last and runs.last["status"] == "crashed" and is_locked(home, entry.job):
+            # The newest start is still at work: not a crash, and not yet a result.
             report.running = True
-            report.runs.pop()
+            runs.crashed.pop()
+            runs.counts["crashed"] -= 1
+            runs.last = runs.last_finished
         reports[entry.job] = report
     return reports

@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory targets, measured on real data (run with `make bench`)."""

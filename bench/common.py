@@ -1,0 +1,92 @@
+"""What every benchmark shares: the large database, built once, and timing a bin/ script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+WORK = PROJECT / "var" / "bench"
+LARGE_HOME = WORK / "large"
+
+
+@dataclass
+class Measurement:
+    """One timed run of a command: wall seconds, peak resident memory and exit code."""
+
+    seconds: float
+    peak_mb: float
+    exit_code: int
+
+
+# Runs the command as the child of a fresh, small Python and reports the child's
+# own rusage. On Linux a child's peak RSS starts at its parent's size (it is
+# carried over fork and vfork-then-exec), so measuring straight from this
+# process would report the benchmark's memory, not the command's.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def measure(arguments: list[str], environment: dict[str, str] | None = None) -> Measurement:
+    """Run a command to completion and return its wall time, peak RSS and exit code."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rusage") as report:
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, report.name, *arguments],
+            env={**os.environ, **(environment or {})},
+            check=True,
+        )
+        seconds = time.perf_counter() - started
+        peak_kb, exit_code = (int(value) for value in report.read().split())
+    return Measurement(seconds, peak_kb / 1024, exit_code)
+
+
+def large_home(rebuild: bool = False) -> Path:
+    """Return a CASEJOBS_HOME holding the large demo database, seeding it the first time."""
+    database = LARGE_HOME / "casejobs.db"
+    if rebuild and LARGE_HOME.exists():
+        shutil.rmtree(LARGE_HOME)
+    if not database.exists():
+        LARGE_HOME.mkdir(parents=True, exist_ok=True)
+        print(f"building the large database in {database} (once; about a minute)...", flush=True)
+        started = time.perf_counter()
+        subprocess.run(
+            [str(PROJECT / "bin" / "jobctl"), "db", "seed", "--scale", "large", "--db", str(database)],
+            check=True,
+            env={**os.environ, "CASEJOBS_HOME": str(LARGE_HOME)},
+        )
+        print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
+    return LARGE_HOME
+
+
+def summarise(label: str, measurements: list[Measurement]) -> dict[str, float]:
+    """Print and return the median and worst wall time and the peak memory of repeated runs."""
+    seconds = sorted(measurement.seconds for measurement in measurements)
+    result = {
+        "median_s": round(seconds[len(seconds) // 2], 3),
+        "max_s": round(seconds[-1], 3),
+        "peak_mb": round(max(measurement.peak_mb for measurement in measurements), 1),
+    }
+    failures = [measurement.exit_code for measurement in measurements if measurement.exit_code != 0]
+    print(
+        f"  {label:<52} median {result['median_s']:.3f} s  max {result['max_s']:.3f} s  peak {result['peak_mb']:.0f} MB"
+        + (f"  EXIT CODES {failures}" if failures else ""),
+        flush=True,
+    )
+    return result

@@ -1,0 +1,87 @@
+"""Shared fixtures: real SQLite files, a CASEJOBS_HOME per test, and the bin/ scripts run as cron runs them."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lib.db import connect, migrate
+from tests.builders import Dataset
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = PROJECT / "bin"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh CASEJOBS_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def database_path(home: Path) -> Path:
+    """A migrated, empty database file at $CASEJOBS_HOME/casejobs.db."""
+    path = home / "casejobs.db"
+    database = connect(path, create=True)
+    migrate(database, path)
+    database.close()
+    return path
+
+
+@pytest.fixture
+def dataset(database_path: Path) -> Iterator[Dataset]:
+    """A builder of hand-made rows in the test database."""
+    connection = sqlite3.connect(database_path)
+    yield Dataset(connection)
+    connection.close()
+
+
+@pytest.fixture
+def job_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point this process's settings at the test's home (for jobs run in-process)."""
+    for name in list(os.environ):
+        if name.startswith("CASEJOBS_") or name == "APP_MODE":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CASEJOBS_HOME", str(home))
+    return home
+
+
+def cron_environment(home: Path, **extra: str) -> dict[str, str]:
+    """Return the bare environment cron gives a job (env -i plus the crontab's variables)."""
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(home.parent), "SHELL": "/bin/sh", "CASEJOBS_HOME": str(home)}
+    environment.update(extra)
+    return environment
+
+
+def run_script(
+    script: str, *arguments: str, home: Path, timeout: float = 120, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """Run bin/<script> as cron would: bare environment, started from another working directory."""
+    return subprocess.run(
+        [str(BIN / script), *arguments],
+        env=cron_environment(home, **environment),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_script(script: str, *arguments: str, home: Path, **environment: str) -> subprocess.Popen[str]:
+    """Start bin/<script> as cron would and return the running process (stderr piped)."""
+    return subprocess.Popen(
+        [str(BIN / script), *arguments],
+        env=cron_environment(home, **environment),
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
