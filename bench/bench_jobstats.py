@@ -31,7 +31,11 @@ def _runs(job: str, every: dt.timedelta, duration_ms: int) -> list[bytes]:
         status = "success" if number % 50 else "partial"
         lines.append(orjson.dumps({**base, "event": "start", "ts": format_utc(moment)}))
         finish = {"event": "finish", "ts": format_utc(moment + dt.timedelta(milliseconds=duration_ms))}
-        finish |= {"status": status, "exit_code": 0 if status == "success" else 3, "duration_ms": duration_ms + number % 97}
+        finish |= {
+            "status": status,
+            "exit_code": 0 if status == "success" else 3,
+            "duration_ms": duration_ms + number % 97,
+        }
         finish |= {"items": 1432, "errors": 0 if status == "success" else 1, "details": {"users": 1432, "removed": 0}}
         lines.append(orjson.dumps({**base, **finish}))
         moment += every

@@ -26,6 +26,8 @@ FIGURES = ("cases", "tasks", "subtasks", "hearings", "orders", "worklogs", "leav
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
 CATEGORIES = ("RESEARCH", "DRAFTING", "FILING", "HEARING_PREP", "CLIENT_COMMUNICATION", "ADMINISTRATIVE")
 
+WRITE_BATCH = 100  # summaries per upsert statement batch, all inside one transaction
+
 # (level, highest total, highest urgent, highest overdue) for every level but CRITICAL.
 WORKLOAD_LEVELS = (("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3))
 
@@ -95,7 +97,12 @@ SOURCES = (
     ),
     _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
     _source(
-        "cases", "cases", "lawyer_id", "status IN ('OPEN', 'IN_PROGRESS')", "expected_completion_date", priority="priority"
+        "cases",
+        "cases",
+        "lawyer_id",
+        "status IN ('OPEN', 'IN_PROGRESS')",
+        "expected_completion_date",
+        priority="priority",
     ),
     _source("documents", "documents", "reviewer_id", "status = 'PENDING_REVIEW'", "due_date"),
     _source("documents", "documents", "owner_id", "status = 'DRAFT'", "due_date"),
@@ -197,14 +204,19 @@ def compute_summaries(context: RunContext, periods: Periods) -> dict[int, Summar
 def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
     """Upsert every summary and remove the rows of users no longer active and internal, in one
     transaction; return how many stale rows were removed.
+
+    A stop asked for between two batches rolls the whole set back: readers see
+    the old set or the new one, never a mix.
     """
     refreshed_at = format_utc(context.now)
+    rows = [summary.row(refreshed_at) for summary in summaries.values()]
     placeholders = ", ".join("?" for _ in INTERNAL_ROLES)
+    context.log.debug("writing summaries", users=len(rows))
     with write_transaction(context.database) as database:
-        if summaries:
-            database["user_pending_summaries"].upsert_all(
-                (summary.row(refreshed_at) for summary in summaries.values()), pk="user_id", batch_size=500
-            )
+        for start in range(0, len(rows), WRITE_BATCH):
+            if start:
+                context.checkpoint()
+            database["user_pending_summaries"].upsert_all(rows[start : start + WRITE_BATCH], pk="user_id")
         removed = database.conn.execute(
             f"DELETE FROM user_pending_summaries WHERE user_id NOT IN "
             f"(SELECT id FROM users WHERE is_active = 1 AND role IN ({placeholders}))",

@@ -149,7 +149,9 @@ def parallel_readers(settings: Settings, readers: int = READERS) -> Iterator[Cal
         finally:
             connections.put(connection)
 
-    def run_queries(queries: list[tuple[Any, str, Any]], between: Callable[[], None]) -> Iterator[tuple[Any, list[tuple]]]:
+    def run_queries(
+        queries: list[tuple[Any, str, Any]], between: Callable[[], None]
+    ) -> Iterator[tuple[Any, list[tuple]]]:
         futures = [(key, pool.submit(run_one, sql, parameters)) for key, sql, parameters in queries]
         try:
             for key, future in futures:

@@ -50,8 +50,8 @@ def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
 def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]:
     """Given a ledger file, yield its records in order, skipping damaged lines with a warning.
 
-    since, a UTC ISO timestamp, skips records stamped earlier (compared as text,
-    which is exact for our one `Z` format).
+    since, a UTC timestamp in the ledger's own form, skips records stamped
+    earlier (compared as text, which is exact for that one `Z` format).
     """
     try:
         handle = path.open("rb")
@@ -59,8 +59,6 @@ def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]
         return
     with handle:
         for number, raw in enumerate(handle, 1):
-            if since is not None and raw[raw.find(b'"ts":"') + 6 :][:24].decode("ascii", "replace") < since:
-                continue
             try:
                 record = orjson.loads(raw)
                 if not isinstance(record, dict) or "run_id" not in record or "event" not in record:
@@ -68,6 +66,8 @@ def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]
             except ValueError:
                 if raw.strip():
                     warnings.warn(f"{path}:{number}: damaged ledger line skipped", DamagedLineWarning, stacklevel=2)
+                continue
+            if since is not None and str(record.get("ts", "")) < since:
                 continue
             yield record
 

@@ -63,13 +63,22 @@ class Dataset:
 
     def worklog(self, user_id: int, status: str = "DRAFT", approver_id: int | None = None) -> int:
         return self._insert(
-            "worklogs", {"user_id": user_id, "work_date": "2026-11-01", "hours": 1, "status": status, "approver_id": approver_id}
+            "worklogs",
+            {"user_id": user_id, "work_date": "2026-11-01", "hours": 1, "status": status, "approver_id": approver_id},
         )
 
     def leave_request(self, user_id: int, approver_id: int | None, start_date: str, status: str = "PENDING") -> int:
         row = {"user_id": user_id, "approver_id": approver_id, "start_date": start_date, "end_date": start_date}
         return self._insert("leave_requests", {**row, "status": status})
 
-    def document(self, case_id: int, status: str, owner_id: int | None = None, reviewer_id: int | None = None, **values: Any) -> int:
-        row = {"case_id": case_id, "title": "Document", "status": status, "owner_id": owner_id, "reviewer_id": reviewer_id}
+    def document(
+        self, case_id: int, status: str, owner_id: int | None = None, reviewer_id: int | None = None, **values: Any
+    ) -> int:
+        row = {
+            "case_id": case_id,
+            "title": "Document",
+            "status": status,
+            "owner_id": owner_id,
+            "reviewer_id": reviewer_id,
+        }
         return self._insert("documents", {**row, **values})

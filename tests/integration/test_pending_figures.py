@@ -190,7 +190,9 @@ def test_urgent_and_priorities_come_from_cases_and_tasks(dataset: Dataset, refre
     assert summary["due_today"] == 2  # the case and the hearing
 
 
-@pytest.mark.parametrize(("count", "level"), [(10, "LOW"), (11, "MODERATE"), (15, "MODERATE"), (16, "HIGH"), (21, "CRITICAL")])
+@pytest.mark.parametrize(
+    ("count", "level"), [(10, "LOW"), (11, "MODERATE"), (15, "MODERATE"), (16, "HIGH"), (21, "CRITICAL")]
+)
 def test_the_workload_level_is_written_for_each_user(dataset: Dataset, refresh, count: int, level: str) -> None:
     lawyer = dataset.user()
     case = dataset.case()

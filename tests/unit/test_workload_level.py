@@ -8,7 +8,8 @@ from jobs.user_pending_refresh import workload_level
 
 
 @pytest.mark.parametrize(
-    ("total", "level"), [(0, "LOW"), (10, "LOW"), (11, "MODERATE"), (15, "MODERATE"), (16, "HIGH"), (20, "HIGH"), (21, "CRITICAL")]
+    ("total", "level"),
+    [(0, "LOW"), (10, "LOW"), (11, "MODERATE"), (15, "MODERATE"), (16, "HIGH"), (20, "HIGH"), (21, "CRITICAL")],
 )
 def test_total_thresholds(total: int, level: str) -> None:
     assert workload_level(total, 0, 0) == level
