@@ -46,13 +46,25 @@ class Runs:
     durations: list[int] = field(default_factory=list)
     items: int = 0
     errors: int = 0
-    last: dict[str, Any] | None = None
     last_finished: dict[str, Any] | None = None
     crashed: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The newest run: the newest finished one, or a newer start that never finished."""
+        finished = self.last_finished
+        if self.crashed and (finished is None or self.crashed[-1] >= finished["started_at"]):
+            return {"started_at": self.crashed[-1], "status": "crashed", "error": "no finish line: the run died"}
+        return finished
+
+    def mark_newest_start_running(self) -> None:
+        """Take the newest unfinished start out of the crashes: its run is still at work."""
+        self.crashed.pop()
+        self.counts["crashed"] -= 1
 
 
 def collect_runs(path: Path, since: str | None) -> Runs:
@@ -78,12 +90,9 @@ def collect_runs(path: Path, since: str | None) -> Runs:
         runs.errors += record.get("errors") or 0
         if started_at >= last_started:
             last_started = started_at
-            runs.last = {"started_at": started_at, "status": status, "error": record.get("error")}
-    runs.last_finished = runs.last
+            runs.last_finished = {"started_at": started_at, "status": status, "error": record.get("error")}
     runs.crashed = sorted(starts.values())
     counts["crashed"] = len(runs.crashed)
-    if runs.crashed and runs.crashed[-1] >= last_started:
-        runs.last = {"started_at": runs.crashed[-1], "status": "crashed", "error": "no finish line: the run died"}
     return runs
 
 
@@ -147,12 +156,9 @@ def build_reports(
             continue
         report = JobReport(entry.job, next_run=entry.next_run(now).isoformat(timespec="seconds"))
         report.runs = collect_runs(ledger.ledger_path(home, entry.job), since_text)
-        runs = report.runs
-        if runs.last and runs.last["status"] == "crashed" and is_locked(home, entry.job):
-            # The newest start is still at work: not a crash, and not yet a result.
+        if report.runs.crashed and is_locked(home, entry.job):
+            # Only the newest start can be the run holding the lock; older ones died.
             report.running = True
-            runs.crashed.pop()
-            runs.counts["crashed"] -= 1
-            runs.last = runs.last_finished
+            report.runs.mark_newest_start_running()
         reports[entry.job] = report
     return reports

@@ -114,6 +114,7 @@ def test_two_runs_started_together_one_works_the_other_is_locked(home: Path, dat
     try:
         wait_for_log_event(first, "run started")
         second = run_script("user-pending-refresh", home=home)
+        during = json.loads(run_script("jobstats", "--json", home=home).stdout)["jobs"]["userPendingRefresh"]
         first_code = first.wait(timeout=60)
     finally:
         first.kill()
@@ -123,36 +124,33 @@ def test_two_runs_started_together_one_works_the_other_is_locked(home: Path, dat
     statuses = sorted(line["status"] for line in ledger_lines(home) if line["event"] == "finish")
     assert statuses == ["locked", "success"]
     assert "holds the lock" in second.stderr
+    assert during["running"] is True  # a start without a finish whose lock is held is no crash
+    assert during["status_counts"]["crashed"] == 0
 
 
-def test_sigterm_mid_run_is_recorded_interrupted(home: Path, dataset: Dataset, database_path: Path) -> None:
-    many_users(dataset, 2)
+def signal_mid_run(home: Path, number: signal.Signals) -> int:
+    """Start a slow run, send it a signal once it has started, and return its exit code."""
     process = start_script("user-pending-refresh", "--log-format", "json", home=home, **SLOW)
     try:
         wait_for_log_event(process, "run started")
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
+        process.send_signal(number)
+        return process.wait(timeout=30)
     finally:
         process.kill()
         process.communicate()
 
-    assert code == 143
+
+def test_sigterm_mid_run_is_recorded_interrupted(home: Path, dataset: Dataset, database_path: Path) -> None:
+    many_users(dataset, 2)
+
+    assert signal_mid_run(home, signal.SIGTERM) == 143
     finish = ledger_lines(home)[-1]
     assert (finish["status"], finish["exit_code"], finish["error"]) == ("interrupted", 143, "stopped by SIGTERM")
     assert summaries(database_path) == []
 
 
 def test_sigint_is_exit_130(home: Path, dataset: Dataset) -> None:
-    process = start_script("user-pending-refresh", "--log-format", "json", home=home, **SLOW)
-    try:
-        wait_for_log_event(process, "run started")
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=30)
-    finally:
-        process.kill()
-        process.communicate()
-
-    assert code == 130
+    assert signal_mid_run(home, signal.SIGINT) == 130
     assert ledger_lines(home)[-1]["status"] == "interrupted"
 
 
