@@ -7,7 +7,6 @@ replayed for a given moment from the shell and from tests.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -40,11 +39,9 @@ def parse_frozen_now(text: str) -> dt.datetime:
     return moment.astimezone(UTC)
 
 
-def now_utc(environ: dict[str, str] | None = None) -> dt.datetime:
-    """Return the current instant (aware, UTC), or the frozen one if CASEJOBS_NOW is set."""
-    environ = os.environ if environ is None else environ
-    frozen = environ.get(NOW_VARIABLE, "").strip()
-    if frozen:
+def now_utc(frozen: str | None = None) -> dt.datetime:
+    """Return the current instant (aware, UTC), or the frozen one when given CASEJOBS_NOW's text."""
+    if frozen and frozen.strip():
         return parse_frozen_now(frozen)
     return dt.datetime.now(UTC)
 

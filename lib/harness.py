@@ -201,8 +201,7 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
     an unwritable home or an unusable database.
     """
     settings = _settings_for(options)
-    now_text = settings.get("core.now")
-    now = clock_now(now_text)
+    now = settings.now()
     home = prepare_home(settings.home)
     configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
     run_id = new_run_id()
@@ -215,7 +214,7 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
     def finish_line(status: str, **fields: Any) -> dict[str, Any]:
         fields.setdefault("exit_code", EXIT_BY_STATUS.get(status, EXIT_FAILED))
         return ledger.append(
-            home, {"event": "finish", **base, "ts": clock.format_utc(clock_now(now_text)), "status": status, **fields}
+            home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), "status": status, **fields}
         )
 
     app_mode = settings.get("core.app_mode")
@@ -234,15 +233,10 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
         log.warning("run not started: another run of this job holds the lock", lock=str(lock.path))
         return EXIT_LOCKED
     try:
-        return _run_locked(spec, options, settings, database, now, now_text, base, home, log)
+        return _run_locked(spec, options, settings, database, now, base, home, log)
     finally:
         lock.release()
         database.close()
-
-
-def clock_now(now_text: str | None) -> dt.datetime:
-    """Return the frozen instant if the run's clock is frozen, else the real now."""
-    return clock.parse_frozen_now(now_text) if now_text else clock.now_utc({})
 
 
 def _run_locked(
@@ -251,7 +245,6 @@ def _run_locked(
     settings: Settings,
     database: sqlite_utils.Database,
     now: dt.datetime,
-    now_text: str | None,
     base: dict[str, Any],
     home: Any,
     log: Any,
@@ -273,7 +266,7 @@ def _run_locked(
         log=log,
         item_delay_seconds=settings.get("core.debug_item_delay_ms") / 1000,
     )
-    ledger.append(home, {"event": "start", **base, "ts": clock.format_utc(clock_now(now_text))})
+    ledger.append(home, {"event": "start", **base, "ts": clock.format_utc(settings.now())})
     log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
     started = time.monotonic()
     outcome = Outcome()
@@ -304,7 +297,7 @@ def _run_locked(
         finish["error"] = error
     if not options.dry_run:
         _write_audit_row(context, spec, {**base, **finish})
-    ledger.append(home, {"event": "finish", **base, "ts": clock.format_utc(clock_now(now_text)), **finish})
+    ledger.append(home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), **finish})
     summary = log.info if status == "success" else log.warning if status in ("partial", "interrupted") else log.error
     summary("run finished", **finish)
     return exit_code

@@ -9,6 +9,7 @@ table is checked against this list by a test.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.clock import now_utc
 from lib.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +117,10 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self._values["core.db"]
+
+    def now(self) -> dt.datetime:
+        """Return the current instant, frozen when CASEJOBS_NOW is set."""
+        return now_utc(self._values["core.now"])
 
     def secret_values(self) -> list[str]:
         """Return every secret's value, so that the log scrubber can blank them anywhere."""

@@ -72,8 +72,7 @@ def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
     try:
         migrate(database, path)
-        now_text = settings.get("core.now")
-        now = clock.parse_frozen_now(now_text) if now_text else clock.now_utc({})
+        now = settings.now()
         cases = SCALES[scale].cases
         if sys.stderr.isatty():
             with click.progressbar(length=cases, label=f"seeding {scale}", file=sys.stderr) as bar:

@@ -63,8 +63,7 @@ def jobstats(job: str | None, since: str | None, as_json: bool, verbose: bool) -
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
     settings = load_settings()
-    now_text = settings.get("core.now")
-    now = clock.parse_frozen_now(now_text) if now_text else clock.now_utc({})
+    now = settings.now()
     entries = read_schedule()
     only = None
     if job:

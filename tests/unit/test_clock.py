@@ -11,7 +11,7 @@ from lib.errors import ConfigError
 
 
 def test_a_frozen_clock_is_read_from_the_environment() -> None:
-    assert now_utc({"CASEJOBS_NOW": "2026-11-28T18:30:00Z"}) == dt.datetime(2026, 11, 28, 18, 30, tzinfo=dt.UTC)
+    assert now_utc("2026-11-28T18:30:00Z") == dt.datetime(2026, 11, 28, 18, 30, tzinfo=dt.UTC)
 
 
 def test_a_time_without_offset_is_ist() -> None:
