@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
-from bench.common import PROJECT, WORK, large_home, measure, summarise
+from bench.common import PROJECT, WORK, large_home, measure, migrated, summarise
 
 RUNS = 5
 MOSTLY_OPEN = """
@@ -38,7 +38,7 @@ def mostly_open_home() -> object:
         connection.execute("ANALYZE")
         connection.close()
         (home / "building.db").rename(database)
-    return home
+    return migrated(home)
 
 
 def open_share(home: object) -> str:

@@ -72,7 +72,18 @@ def large_home(rebuild: bool = False) -> Path:
             env={**os.environ, "CASEJOBS_HOME": str(LARGE_HOME)},
         )
         print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
-    return LARGE_HOME
+    return migrated(LARGE_HOME)
+
+
+def migrated(home: Path) -> Path:
+    """Bring the database under home to the current schema (a kept bench database may be older)."""
+    subprocess.run(
+        [str(PROJECT / "bin" / "jobctl"), "db", "init"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "CASEJOBS_HOME": str(home)},
+    )
+    return home
 
 
 def summarise(label: str, measurements: list[Measurement]) -> dict[str, float]:

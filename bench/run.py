@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 
-from bench import bench_jobstats, bench_pending
+from bench import bench_jobstats, bench_pending, bench_sla
 from bench.common import WORK, large_home
 
 
@@ -15,6 +15,7 @@ def main() -> None:
     results = {
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "userPendingRefresh": bench_pending.main(),
+        "slaCheck": bench_sla.main(),
         "jobstats": bench_jobstats.main(),
     }
     WORK.mkdir(parents=True, exist_ok=True)

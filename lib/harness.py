@@ -203,6 +203,7 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
     settings = _settings_for(options)
     now = settings.now()
     home = prepare_home(settings.home)
+    settings.load_secrets()
     configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
     run_id = new_run_id()
     bind_run(spec.name, run_id)

@@ -221,6 +221,14 @@ CREATE INDEX IF NOT EXISTS audit_logs_by_time ON audit_logs (created_at);
 CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES)
+# slaCheck reads open items by due date: the few due up to a few days ahead.
+_SLA_INDEXES = """
+CREATE INDEX IF NOT EXISTS cases_open_by_due
+    ON cases (expected_completion_date) WHERE status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD');
+CREATE INDEX IF NOT EXISTS tasks_open_by_due
+    ON tasks (due_date) WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED');
+"""
+
+MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES, _SLA_INDEXES)
 
 SCHEMA_VERSION = len(MIGRATIONS)

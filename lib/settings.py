@@ -39,6 +39,19 @@ def _whole_number(value: str) -> int:
     return number
 
 
+def _smtp_security(value: str) -> str:
+    if value not in ("starttls", "tls", "none"):
+        raise ValueError("must be starttls, tls or none")
+    return value
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a port number from 1 to 65535")
+    return number
+
+
 def _log_format(value: str) -> str:
     if value not in ("auto", "json", "console"):
         raise ValueError("must be auto, json or console")
@@ -94,6 +107,15 @@ SETTINGS: tuple[Setting, ...] = (
         "core", "busy_timeout_ms", "10000", _whole_number, "how long a statement waits for the application's write lock"
     ),
     Setting("core", "debug_item_delay_ms", "0", _whole_number, "testing aid: pause this long at every item boundary"),
+    Setting("smtp", "host", None, _text, "SMTP server; unset means in-app notifications only"),
+    Setting("smtp", "port", "587", _port, "SMTP port"),
+    Setting("smtp", "security", "starttls", _smtp_security, "starttls, tls (implicit) or none"),
+    Setting("smtp", "user", None, _text, "SMTP login, if the server asks for one"),
+    Setting("smtp", "password", None, _text, "SMTP password", secret=True),
+    Setting("smtp", "password_file", None, _path, "file holding the SMTP password, readable only by its owner"),
+    Setting("smtp", "from_address", "casejobs@localhost", _text, "the From: address of our mail"),
+    Setting("smtp", "timeout", "20", _whole_number, "seconds to wait for the SMTP server"),
+    Setting("sla", "warning_days", "3", _whole_number, "an item due today or within this many days is a warning"),
 )
 
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
@@ -121,6 +143,37 @@ class Settings:
     def now(self) -> dt.datetime:
         """Return the current instant, frozen when CASEJOBS_NOW is set."""
         return now_utc(self._values["core.now"])
+
+    def secret(self, key: str) -> str | None:
+        """Given a secret setting's key (e.g. smtp.password), return its value.
+
+        The value comes from the setting itself or from `<key>_file`, which
+        must be readable only by its owner. Raise ConfigError naming the
+        setting if the file is missing, unreadable or open to others.
+        """
+        if self._values.get(key):
+            return str(self._values[key])
+        path = self._values.get(f"{key}_file")
+        if path is None:
+            return None
+        variable = SETTINGS_BY_KEY[f"{key}_file"].environment_variable
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077 and os.name == "posix":
+                raise ConfigError(f"{variable}: {path} is readable by others; make it private: chmod 600 {path}")
+            value = path.read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"{variable}: {path} cannot be read: {error.strerror}") from None
+        if not value:
+            raise ConfigError(f"{variable}: {path} is empty")
+        self._values[key] = value  # so that secret_values() scrubs it from the logs too
+        return value
+
+    def load_secrets(self) -> None:
+        """Read every secret that has a file now, so that a bad file fails early (exit 78)."""
+        for setting in SETTINGS:
+            if setting.secret:
+                self.secret(setting.key)
 
     def secret_values(self) -> list[str]:
         """Return every secret's value, so that the log scrubber can blank them anywhere."""

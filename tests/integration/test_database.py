@@ -54,7 +54,7 @@ def test_migrations_go_forward_one_step_at_a_time(tmp_path: Path) -> None:
         if statement.strip():
             database.conn.execute(statement)
 
-    assert migrate(database, path) == [2]
+    assert migrate(database, path) == list(range(2, SCHEMA_VERSION + 1))
     assert schema_version(database) == SCHEMA_VERSION
     assert migrate(database, path) == []
     indexes = {row[0] for row in database.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

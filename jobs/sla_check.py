@@ -1,0 +1,309 @@
+"""slaCheck: SLA violations and warnings, one digest a day to each responsible person.
+
+A case or task is a violation when its due date is before today (IST) and a
+warning when it is due today or within the next few days (data-model.md).
+Each responsible person gets one SLA_DIGEST notification per IST day (its
+dedupe_key makes that visible in one line), and the same digest by e-mail
+when SMTP is configured. The notification is committed before the mail is
+tried, so a failed mail never loses it; FAILED (and never-tried) mails are
+retried by the next run of the same day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import click
+
+from lib.cli import job_command
+from lib.clock import format_utc
+from lib.db import write_transaction
+from lib.harness import JobSpec, Outcome, RunContext
+from lib.mailer import Mail, Mailer, MailError, SmtpConfig
+
+INTERNAL = "('ADMIN', 'LAWYER', 'PARALEGAL')"
+DATE_SHAPE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+REDACTED_CASE = "(confidential case)"
+
+# The responsible person is resolved in SQL: a case's lawyer, a task's
+# assignee, else the lead of the case's team; only active internal users
+# count. NULL means "failing that": every active admin.
+CASE_QUERY = f"""
+SELECT 'case', c.id, c.case_number, c.title, c.is_confidential, c.expected_completion_date, lawyer.id
+FROM cases AS c
+LEFT JOIN users AS lawyer ON lawyer.id = c.lawyer_id AND lawyer.is_active = 1 AND lawyer.role IN {INTERNAL}
+WHERE c.status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD') AND c.expected_completion_date <= :horizon
+  AND c.expected_completion_date GLOB '{DATE_SHAPE}'
+"""
+TASK_QUERY = f"""
+SELECT 'task', t.id, c.case_number, t.title, coalesce(c.is_confidential, 0), t.due_date,
+       coalesce(assignee.id, lead.id)
+FROM tasks AS t
+LEFT JOIN cases AS c ON c.id = t.case_id
+LEFT JOIN users AS assignee ON assignee.id = t.assignee_id AND assignee.is_active = 1 AND assignee.role IN {INTERNAL}
+LEFT JOIN teams AS team ON team.id = c.team_id
+LEFT JOIN users AS lead ON lead.id = team.lead_id AND lead.is_active = 1 AND lead.role IN {INTERNAL}
+WHERE t.status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND t.due_date <= :horizon AND t.due_date GLOB '{DATE_SHAPE}'
+"""
+# Dates of another shape cannot be compared as text: they are found apart and counted.
+BAD_DATE_QUERY = f"""
+SELECT 'case', id, expected_completion_date FROM cases
+WHERE status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD') AND expected_completion_date IS NOT NULL
+  AND expected_completion_date NOT GLOB '{DATE_SHAPE}'
+UNION ALL
+SELECT 'task', id, due_date FROM tasks
+WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND due_date IS NOT NULL AND due_date NOT GLOB '{DATE_SHAPE}'
+"""
+
+
+@dataclass(frozen=True)
+class SlaItem:
+    """One case or task that is late or nearly so."""
+
+    kind: str  # "case" or "task"
+    item_id: int
+    case_number: str
+    title: str
+    confidential: bool
+    due: dt.date
+    days: int  # days past due (positive) or left (negative, zero for today)
+    responsible_id: int | None
+
+    @property
+    def is_violation(self) -> bool:
+        return self.days > 0
+
+    def line(self) -> str:
+        """Return the digest line; a confidential case shows its case number only."""
+        if self.confidential:
+            what = REDACTED_CASE
+        elif self.kind == "case":
+            what = self.title
+        else:
+            what = f"task: {self.title}"
+        if self.days > 0:
+            when = f"{self.days} day{'s' if self.days != 1 else ''} overdue"
+        elif self.days == 0:
+            when = "due today"
+        else:
+            when = f"{-self.days} day{'s' if self.days != -1 else ''} left"
+        return f"{self.case_number or '(no case)'} · {what} · due {self.due.isoformat()} · {when}"
+
+
+@dataclass
+class Digest:
+    """One person's items for the day, violations first (most overdue first), then warnings."""
+
+    user_id: int
+    name: str
+    email: str
+    items: list[SlaItem] = field(default_factory=list)
+
+    def ordered(self) -> list[SlaItem]:
+        return sorted(self.items, key=lambda item: (not item.is_violation, -item.days, item.case_number, item.item_id))
+
+    def title(self, day: dt.date) -> str:
+        violations = sum(item.is_violation for item in self.items)
+        warnings = len(self.items) - violations
+        return f"SLA digest {day.isoformat()}: {violations} violation{'s' * (violations != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+    def sections(self) -> list[tuple[str, list[str]]]:
+        ordered = self.ordered()
+        return [
+            ("Violations (past their due date)", [item.line() for item in ordered if item.is_violation]),
+            ("Warnings (due soon)", [item.line() for item in ordered if not item.is_violation]),
+        ]
+
+    def text(self) -> str:
+        parts = [f"Hello {self.name},", ""]
+        for heading, lines in self.sections():
+            if lines:
+                parts += [heading + ":", *(f"- {line}" for line in lines), ""]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def html(self, day: dt.date) -> str:
+        parts = [f"<p>Hello {html.escape(self.name)},</p>"]
+        for heading, lines in self.sections():
+            if lines:
+                items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+                parts.append(f"<h3>{html.escape(heading)}</h3><ul>{items}</ul>")
+        return f"<html><body><h2>{html.escape(self.title(day))}</h2>{''.join(parts)}</body></html>"
+
+
+def find_items(context: RunContext, counts: dict[str, int]) -> list[SlaItem]:
+    """Return every case and task in violation or warning today; count what was found and the bad dates."""
+    today = context.today
+    horizon = today + dt.timedelta(days=context.settings.get("sla.warning_days"))
+    connection = context.database.conn
+    items = []
+    for query in (CASE_QUERY, TASK_QUERY):
+        for kind, item_id, case_number, title, confidential, due_text, responsible in connection.execute(
+            query, {"horizon": horizon.isoformat()}
+        ):
+            try:
+                due = dt.date.fromisoformat(due_text)
+            except ValueError:  # the right shape, not a real day (2026-02-30)
+                _count_bad_date(context, counts, kind, item_id, due_text)
+                continue
+            days = (today - due).days
+            items.append(SlaItem(kind, item_id, case_number, title or "", bool(confidential), due, days, responsible))
+            counts[f"{kind}_{'violations' if days > 0 else 'warnings'}"] += 1
+    for kind, item_id, due_text in connection.execute(BAD_DATE_QUERY):
+        _count_bad_date(context, counts, kind, item_id, due_text)
+    return items
+
+
+def _count_bad_date(context: RunContext, counts: dict[str, int], kind: str, item_id: int, due_text: str) -> None:
+    counts["bad_dates"] += 1
+    context.log.warning("skipped an item with a malformed due date", kind=kind, id=item_id, due=due_text)
+
+
+def build_digests(context: RunContext, items: list[SlaItem]) -> list[Digest]:
+    """Group the items by responsible person (every active admin for those with nobody)."""
+    connection = context.database.conn
+    people = {
+        user_id: (name, email or "")
+        for user_id, name, email in connection.execute(
+            f"SELECT id, name, email FROM users WHERE is_active = 1 AND role IN {INTERNAL}"
+        )
+    }
+    admins = [
+        user_id
+        for (user_id,) in connection.execute("SELECT id FROM users WHERE is_active = 1 AND role = 'ADMIN' ORDER BY id")
+    ]
+    by_person: dict[int, list[SlaItem]] = defaultdict(list)
+    for item in items:
+        for person in [item.responsible_id] if item.responsible_id else admins:
+            by_person[person].append(item)
+    return [Digest(user_id, *people[user_id], items=by_person[user_id]) for user_id in sorted(by_person)]
+
+
+@dataclass
+class Delivery:
+    """What happened to one person's digest in this run."""
+
+    stored: bool = False  # a digest was written (new today, or refreshed under --force)
+    email_status: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Today's notification of one person, as store_notification left it."""
+
+    notification_id: int
+    written_now: bool
+    mail_due: bool
+
+
+def store_notification(context: RunContext, digest: Digest) -> Stored:
+    """Create today's digest notification for the person, or refresh it under --force.
+
+    The unique dedupe_key keeps it to one a day. The mail is due for a new or
+    refreshed digest, and for one whose mail failed or was never finished.
+    """
+    day = context.today
+    key = f"sla:{digest.user_id}:{day.isoformat()}"
+    values = {
+        "user_id": digest.user_id,
+        "kind": "SLA_DIGEST",
+        "title": digest.title(day),
+        "body": digest.text(),
+        "entity_type": "USER",
+        "entity_id": digest.user_id,
+        "dedupe_key": key,
+        "created_at": format_utc(context.now),
+    }
+    connection = context.database.conn
+    with write_transaction(context.database):
+        existing = connection.execute(
+            "SELECT id, email_status FROM notifications WHERE dedupe_key = ?", (key,)
+        ).fetchone()
+        if existing is None:
+            return Stored(context.database["notifications"].insert(values).last_pk, written_now=True, mail_due=True)
+        notification_id, status = existing
+        if context.force:
+            connection.execute(
+                "UPDATE notifications SET title = :title, body = :body, created_at = :created_at, "
+                "read_at = NULL, email_status = NULL WHERE id = :id",
+                {**values, "id": notification_id},
+            )
+            return Stored(notification_id, written_now=True, mail_due=True)
+    return Stored(notification_id, written_now=False, mail_due=status in (None, "FAILED"))
+
+
+def mail_digest(context: RunContext, digest: Digest, mailer: Mailer | None) -> tuple[str, str | None]:
+    """Mail the digest if we can; return its email_status and the reason when not SENT."""
+    if mailer is None:
+        return "SKIPPED", "SMTP not configured"
+    if not digest.email:
+        return "SKIPPED", "no e-mail address"
+    day = context.today
+    try:
+        mailer.send(Mail(digest.email, digest.name, digest.title(day), digest.text(), digest.html(day)))
+    except MailError as error:
+        return "FAILED", str(error)
+    return "SENT", None
+
+
+def deliver(context: RunContext, digest: Digest, mailer: Mailer | None) -> Delivery:
+    """Store the person's notification (committed first: a failed mail never loses it), then mail it."""
+    stored = store_notification(context, digest)
+    if not stored.mail_due:
+        return Delivery(stored=stored.written_now)
+    status, reason = mail_digest(context, digest, mailer)
+    with write_transaction(context.database):
+        context.database.conn.execute(
+            "UPDATE notifications SET email_status = ? WHERE id = ?", (status, stored.notification_id)
+        )
+    return Delivery(stored=stored.written_now, email_status=status, reason=reason)
+
+
+def check(context: RunContext) -> Outcome:
+    """The job's work: find the items, build each person's digest, store and mail it."""
+    counts = dict.fromkeys(("case_violations", "task_violations", "case_warnings", "task_warnings", "bad_dates"), 0)
+    items = find_items(context, counts)
+    digests = build_digests(context, items)
+    details: dict[str, object] = {**counts, "notified_users": 0, "emails_sent": 0, "emails_failed": 0}
+    if context.dry_run:
+        for digest in digests:
+            click.echo(f"{digest.name} <{digest.email}>: {digest.title(context.today)}")
+            click.echo("".join(f"  {line}\n" for line in digest.text().splitlines()[2:]), nl=False)
+        details["would_notify_users"] = len(digests)
+        return Outcome(items=len(digests), errors=0, details=details)
+    config = SmtpConfig.from_settings(context.settings)
+    mailer = Mailer(config) if config else None
+    failures = 0
+    try:
+        for digest in digests:
+            context.checkpoint()
+            delivery = deliver(context, digest, mailer)
+            details["notified_users"] = int(details["notified_users"]) + delivery.stored
+            if delivery.email_status == "SENT":
+                details["emails_sent"] = int(details["emails_sent"]) + 1
+            elif delivery.email_status == "FAILED":
+                failures += 1
+                context.log.warning("digest mail failed", user_id=digest.user_id, reason=delivery.reason)
+            elif delivery.email_status is not None:
+                context.log.debug("digest mail skipped", user_id=digest.user_id, reason=delivery.reason)
+    finally:
+        if mailer:
+            mailer.close()
+    details["emails_failed"] = failures
+    return Outcome(items=len(digests), errors=failures, details=details)
+
+
+SPEC = JobSpec(
+    name="slaCheck",
+    summary="Find SLA violations and warnings and send each responsible person one digest a day.",
+    work=check,
+    default_max_runtime=1800,
+)
+
+command = job_command(SPEC, "sla-check")
+
+if __name__ == "__main__":
+    command.main(prog_name=command.name)

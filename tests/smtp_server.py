@@ -1,0 +1,55 @@
+"""A real SMTP server on 127.0.0.1 for tests (aiosmtpd), started and stopped by each test."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Recorder:
+    """The server's handler: keeps every accepted message, refuses the recipients it is told to."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 Message accepted"
+
+
+def _refuse_every_login(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    return AuthResult(success=False, handled=False)
+
+
+@contextmanager
+def smtp_server(refuse_logins: bool = False) -> Iterator[tuple[Controller, Recorder]]:
+    """Run an SMTP server on 127.0.0.1 for the block; yield its controller (with .port) and recorder."""
+    recorder = Recorder()
+    extra = {"auth_require_tls": False, "authenticator": _refuse_every_login} if refuse_logins else {}
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), **extra)
+    controller.start()
+    try:
+        yield controller, recorder
+    finally:
+        controller.stop()
