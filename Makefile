@@ -24,6 +24,7 @@ demo: venv  ## run every job once on the demo database under var/, then show job
 	@test -f var/casejobs.db || bin/jobctl db seed --scale small
 	@bin/jobctl db init
 	bin/user-pending-refresh --log-format console
+	bin/sla-check --log-format console
 	@echo
 	bin/jobstats
 
