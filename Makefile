@@ -25,6 +25,7 @@ demo: venv  ## run every job once on the demo database under var/, then show job
 	@bin/jobctl db init
 	bin/user-pending-refresh --log-format console
 	bin/sla-check --log-format console
+	bin/nightly-backup --log-format console
 	@echo
 	bin/jobstats
 

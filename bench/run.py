@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 
-from bench import bench_jobstats, bench_pending, bench_sla
+from bench import bench_backup, bench_jobstats, bench_pending, bench_sla
 from bench.common import WORK, large_home
 
 
@@ -16,6 +16,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "userPendingRefresh": bench_pending.main(),
         "slaCheck": bench_sla.main(),
+        "nightlyBackup": bench_backup.main(),
         "jobstats": bench_jobstats.main(),
     }
     WORK.mkdir(parents=True, exist_ok=True)

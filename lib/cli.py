@@ -84,8 +84,14 @@ def common_job_options(command: Callable) -> Callable:
     return command
 
 
-def job_command(spec: JobSpec, program: str, extra_options: tuple[Callable, ...] = ()) -> click.Command:
-    """Given a job's spec, return its click command: the common options plus the job's own."""
+def job_command(
+    spec: JobSpec, program: str, extra_options: tuple[Callable, ...] = (), subcommands: tuple[click.Command, ...] = ()
+) -> click.Command:
+    """Given a job's spec, return its click command: the common options plus the job's own.
+
+    With subcommands (nightly-backup verify, restore), the command is a group
+    that runs the job when called without one.
+    """
 
     @report_errors(program, _verbose_from_argv)
     def body(
@@ -98,6 +104,8 @@ def job_command(spec: JobSpec, program: str, extra_options: tuple[Callable, ...]
         verbose: bool,
         **job_options: Any,
     ) -> None:
+        if click.get_current_context().invoked_subcommand:
+            return
         from lib.harness import RunOptions, run_job  # here, so that jobstats and jobctl start fast
 
         options = RunOptions(
@@ -115,7 +123,13 @@ def job_command(spec: JobSpec, program: str, extra_options: tuple[Callable, ...]
     for option in reversed(extra_options):
         body = option(body)
     body = common_job_options(body)
-    return click.command(
-        name=program,
-        help=f"{spec.summary}\n\nJob name in the ledger: {spec.name}. Exit codes: 0 success or skipped, 1 failed, 2 usage, 3 partial, 75 locked, 78 configuration, 124 time limit, 130/143 stopped by SIGINT/SIGTERM.",
-    )(body)
+    help_text = (
+        f"{spec.summary}\n\nJob name in the ledger: {spec.name}. Exit codes: 0 success or skipped, 1 failed, "
+        "2 usage, 3 partial, 75 locked, 78 configuration, 124 time limit, 130/143 stopped by SIGINT/SIGTERM."
+    )
+    if not subcommands:
+        return click.command(name=program, help=help_text)(body)
+    group = click.group(name=program, help=help_text, invoke_without_command=True)(body)
+    for subcommand in subcommands:
+        group.add_command(subcommand)
+    return group

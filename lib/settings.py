@@ -45,6 +45,13 @@ def _smtp_security(value: str) -> str:
     return value
 
 
+def _compression_level(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 9:
+        raise ValueError("must be from 0 (store) to 9")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -115,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "password_file", None, _path, "file holding the SMTP password, readable only by its owner"),
     Setting("smtp", "from_address", "casejobs@localhost", _text, "the From: address of our mail"),
     Setting("smtp", "timeout", "20", _whole_number, "seconds to wait for the SMTP server"),
+    Setting("backup", "retention_days", "30", _whole_number, "delete packages older than this many days"),
+    Setting("backup", "keep_newest", "7", _whole_number, "never delete one of this many newest verified packages"),
+    Setting("backup", "compression_level", "1", _compression_level, "zlib level of the package, 1 (fast) to 9"),
     Setting("sla", "warning_days", "3", _whole_number, "an item due today or within this many days is a warning"),
 )
 

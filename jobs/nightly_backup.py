@@ -1,0 +1,433 @@
+"""nightlyBackup: one verified, restorable package a day, and a retention that never loses the last good ones.
+
+A package (casejobs-backup-YYYY-MM-DD.zip, the IST date) holds database.db
+(SQLite's online backup, consistent while the application writes), the JSON
+exports cases.json, users.json and audit-logs.json, read from that copy so
+that everything is one point in time, and manifest.json. It is written
+under a temporary name, fsynced, verified, then renamed (lib/archive.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from lib import __version__
+from lib.archive import PackageWriter, extract_member, fsync_folder, integrity_check, read_manifest, verify_package
+from lib.cli import job_command, report_errors
+from lib.clock import format_utc, now_utc
+from lib.errors import CasejobsError, UsageError
+from lib.harness import JobSpec, Outcome, RunContext
+from lib.schema import SCHEMA_VERSION
+from lib.settings import load_settings
+
+PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip$")
+LEFTOVER_NAME = re.compile(r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip\.tmp|copy)-\d+")
+SENSITIVE_USER_COLUMNS = ("password_hash", "api_token", "phone")
+REDACTED = "[redacted]"
+CONFIDENTIAL_CASE_COLUMNS = ("title", "client_name", "description")
+EXPORT_BATCH = 1000  # cases between two stop checks
+AUDIT_DAYS = 30
+
+
+def package_path(folder: Path, day: dt.date) -> Path:
+    """Given the backups folder and an IST date, return that day's package path."""
+    return folder / f"casejobs-backup-{day.isoformat()}.zip"
+
+
+def packages_in(folder: Path) -> list[tuple[dt.date, Path]]:
+    """Return (IST date, path) of every file in folder named like our packages, newest first."""
+    found = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = PACKAGE_NAME.match(path.name)
+        if match and path.is_file():
+            with contextlib.suppress(ValueError):
+                found.append((dt.date.fromisoformat(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def remove_leftovers(folder: Path) -> list[str]:
+    """Delete the temporary files of runs that died (we hold the job's lock: none is alive)."""
+    removed = []
+    for path in folder.iterdir():
+        if LEFTOVER_NAME.match(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def online_backup(source: sqlite3.Connection, destination: Path) -> None:
+    """Copy the live database with SQLite's online backup API, in one step: one point in time."""
+    target = sqlite3.connect(destination)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+    finally:
+        target.close()
+
+
+def _rows(connection: sqlite3.Connection, sql: str, parameters: Any = ()) -> Iterator[dict[str, Any]]:
+    cursor = connection.execute(sql, parameters)
+    names = [column[0] for column in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def _grouped(rows: Iterator[dict[str, Any]], key: str) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """Given rows ordered by key, yield (key value, its rows), dropping the key column."""
+    current: Any = None
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        value = row.pop(key)
+        if batch and value != current:
+            yield current, batch
+            batch = []
+        current = value
+        batch.append(row)
+    if batch:
+        yield current, batch
+
+
+class _Children:
+    """One child table read in case order, handing out each case's rows as the cases go by."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self._groups = _grouped(rows, "_case_id")
+        self._pending = next(self._groups, None)
+
+    def of(self, case_id: int) -> list[dict[str, Any]]:
+        while self._pending is not None and (self._pending[0] is None or self._pending[0] < case_id):
+            self._pending = next(self._groups, None)  # rows of cases that do not exist are not exported
+        if self._pending is not None and self._pending[0] == case_id:
+            rows = self._pending[1]
+            self._pending = next(self._groups, None)
+            return rows
+        return []
+
+
+def nested_cases(connection: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Yield each case with its tasks (each with its subtasks), hearings, orders and documents.
+
+    Every table is read once, in case order, and merged as it streams: memory
+    holds one case at a time, whatever the size of the database.
+    """
+    children = {
+        "tasks": _Children(_rows(connection, "SELECT case_id AS _case_id, * FROM tasks ORDER BY case_id, id")),
+        "hearings": _Children(
+            _rows(connection, "SELECT case_id AS _case_id, * FROM hearings ORDER BY case_id, hearing_date, id")
+        ),
+        "orders": _Children(
+            _rows(connection, "SELECT case_id AS _case_id, * FROM orders ORDER BY case_id, kind, order_no, id")
+        ),
+        "documents": _Children(_rows(connection, "SELECT case_id AS _case_id, * FROM documents ORDER BY case_id, id")),
+    }
+    subtasks = _Children(
+        _rows(
+            connection,
+            "SELECT t.case_id AS _case_id, s.* FROM subtasks AS s JOIN tasks AS t ON t.id = s.task_id "
+            "ORDER BY t.case_id, s.task_id, s.id",
+        )
+    )
+    for case in _rows(connection, "SELECT * FROM cases ORDER BY id"):
+        if case.get("is_confidential"):
+            case.update(dict.fromkeys(CONFIDENTIAL_CASE_COLUMNS, REDACTED))
+        for name, table in children.items():
+            case[name] = table.of(case["id"])
+        by_task: dict[int, list[dict[str, Any]]] = {}
+        for subtask in subtasks.of(case["id"]):
+            by_task.setdefault(subtask["task_id"], []).append(subtask)
+        for task in case["tasks"]:
+            task["subtasks"] = by_task.get(task["id"], [])
+        yield case
+
+
+def write_json_array(writer: Any, records: Iterator[dict[str, Any]], context: RunContext) -> None:
+    """Stream records into a member as one JSON array, one record per line, checking for a stop."""
+    writer.write(b"[\n")
+    for number, record in enumerate(records):
+        if number and number % EXPORT_BATCH == 0:
+            context.checkpoint()
+        writer.write((b",\n" if number else b"") + orjson.dumps(record))
+        writer.rows += 1
+    writer.write(b"\n]\n")
+
+
+def users_without_secrets(connection: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Yield every user without the sensitive columns of data-model.md."""
+    for user in _rows(connection, "SELECT * FROM users ORDER BY id"):
+        for column in SENSITIVE_USER_COLUMNS:
+            user.pop(column, None)
+        yield user
+
+
+def recent_audit_logs(connection: sqlite3.Connection, now: dt.datetime) -> Iterator[dict[str, Any]]:
+    """Yield the audit rows of the last 30 days."""
+    since = format_utc(now - dt.timedelta(days=AUDIT_DAYS))
+    return _rows(connection, "SELECT * FROM audit_logs WHERE created_at >= ? ORDER BY created_at, id", (since,))
+
+
+class _IntegrityCheck(threading.Thread):
+    """integrity_check of the copy on a second core while the exports are written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="integrity-check", daemon=True)
+        self.path = path
+        self.verdict = "not run"
+
+    def run(self) -> None:
+        self.verdict = integrity_check(self.path)
+
+
+def table_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """Return the row count of every table of the copy."""
+    names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return {name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+
+
+def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -> dict[str, int]:
+    """Stream the JSON exports from the copy into the package; return the copy's row count per table."""
+    copy = sqlite3.connect(f"file:{copy_path}?mode=ro", uri=True)
+    try:
+        for name, records in (
+            ("cases.json", nested_cases(copy)),
+            ("users.json", users_without_secrets(copy)),
+            ("audit-logs.json", recent_audit_logs(copy, context.now)),
+        ):
+            context.checkpoint()
+            with writer.member(name) as member:
+                write_json_array(member, records, context)
+        return table_counts(copy)
+    finally:
+        copy.close()
+
+
+def _raise_unless_sound(verdict: str) -> None:
+    if verdict != "ok":
+        raise CasejobsError(f"integrity_check failed on the database copy: {verdict}; no package made")
+
+
+def write_package(context: RunContext, copy_path: Path, final_path: Path, started: float) -> dict[str, Any]:
+    """Write, fsync and verify the package from the copy, then rename it into place; return its manifest.
+
+    Raise CasejobsError (and leave no file behind) if the copy is not sound or
+    the package does not verify.
+    """
+    checker = _IntegrityCheck(copy_path)
+    checker.start()
+    writer = PackageWriter(final_path, context.settings.get("backup.compression_level"))
+    try:
+        try:
+            tables = write_exports(context, writer, copy_path)
+        except sqlite3.DatabaseError:
+            checker.join()  # a damaged database usually breaks the exports first: say why
+            _raise_unless_sound(checker.verdict)
+            raise
+        checker.join()
+        _raise_unless_sound(checker.verdict)
+        context.checkpoint()
+        writer.add_file("database.db", copy_path, rows=sum(tables.values()))
+        manifest = writer.close(
+            {
+                "created_at": format_utc(context.now),
+                "ist_date": context.today.isoformat(),
+                "schema_version": SCHEMA_VERSION,
+                "sqlite_version": sqlite3.sqlite_version,
+                "casejobs_version": __version__,
+                "integrity_check": checker.verdict,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "tables": tables,
+            }
+        )
+        verification = verify_package(writer.temporary_path)
+        if not verification.ok:
+            raise CasejobsError(f"the new package failed verification: {'; '.join(verification.problems)}")
+        context.checkpoint()
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return manifest
+
+
+def apply_retention(folder: Path, today: dt.date, retention_days: int, keep_newest: int) -> list[str]:
+    """Delete packages older than retention_days, never one of the keep_newest newest verified ones.
+
+    Only files named like our packages are considered. A package counts as
+    verified when its manifest can be read (only verified packages ever get a
+    final name). Return the names deleted.
+    """
+    packages = packages_in(folder)
+    readable = []
+    for _day, path in packages:
+        with contextlib.suppress(ValueError):
+            read_manifest(path)
+            readable.append(path)
+    protected = set(readable[:keep_newest])
+    deleted = []
+    for day, path in packages:
+        if (today - day).days > retention_days and path not in protected:
+            path.unlink(missing_ok=True)
+            deleted.append(path.name)
+    if deleted:
+        fsync_folder(folder)
+    return deleted
+
+
+def backup(context: RunContext) -> Outcome:
+    """The job's work: make today's package unless a verified one exists, then apply retention."""
+    started = time.monotonic()
+    folder = context.settings.home / "backups"
+    today = context.today
+    final_path = package_path(folder, today)
+    retention = (context.settings.get("backup.retention_days"), context.settings.get("backup.keep_newest"))
+    if context.dry_run:
+        exists = final_path.exists()
+        click.echo(f"would {'keep' if exists and not context.force else 'write'} {final_path}")
+        return Outcome(details={"package": str(final_path), "already_exists": exists})
+    leftovers = remove_leftovers(folder)
+    if leftovers:
+        context.log.info("removed what a dead run left", files=leftovers)
+    if final_path.exists() and not context.force:
+        verification = verify_package(final_path)
+        if verification.ok:
+            deleted = apply_retention(folder, today, *retention)
+            return Outcome(details={"already_done": True, "package": str(final_path), "deleted_packages": deleted})
+        context.log.warning("today's package does not verify: making it again", problems=verification.problems)
+    copy_path = folder / f".casejobs-copy-{os.getpid()}.db"
+    try:
+        online_backup(context.database.conn, copy_path)
+        context.checkpoint()
+        manifest = write_package(context, copy_path, final_path, started)
+    finally:
+        copy_path.unlink(missing_ok=True)
+    deleted = apply_retention(folder, today, *retention)
+    members = manifest["members"]
+    uncompressed = sum(member["size"] for member in members.values())
+    size = final_path.stat().st_size
+    details = {
+        "package": str(final_path),
+        "size": size,
+        "compression_ratio": round(uncompressed / size, 2) if size else None,
+        "rows": {name: member["rows"] for name, member in members.items()},
+        "duration_ms": int((time.monotonic() - started) * 1000),
+        "deleted_packages": deleted,
+        "already_done": False,
+    }
+    return Outcome(items=len(members), details=details)
+
+
+def _verbose() -> bool:
+    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+
+
+def _backups_folder() -> Path:
+    return load_settings().home / "backups"
+
+
+@click.command(name="verify")
+@click.argument("package", required=False, type=click.Path(dir_okay=False))
+@click.option("--all", "check_all", is_flag=True, help="Verify every package in the backups folder.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("nightly-backup verify", _verbose)
+def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
+    """Verify a package (default: the newest): checksums, the ZIP's CRCs and integrity_check
+    of the database inside. Exit 1 naming the package and member if anything fails.
+    """
+    if package and check_all:
+        raise UsageError("give a PACKAGE or --all, not both")
+    if package:
+        paths = [Path(package)]
+    else:
+        found = [path for _, path in packages_in(_backups_folder())]
+        if not found:
+            raise CasejobsError(f"no package in {_backups_folder()}")
+        paths = found if check_all else found[:1]
+    failed = 0
+    for path in paths:
+        if not path.is_file():
+            raise CasejobsError(f"{path}: no such package")
+        result = verify_package(path, check_database=True)
+        if result.ok:
+            click.echo(f"{path}: ok")
+        else:
+            failed += 1
+            for problem in result.problems:
+                click.echo(f"{path}: {problem}", err=True)
+    if failed:
+        raise CasejobsError(f"{failed} of {len(paths)} package{'s' * (len(paths) != 1)} failed verification")
+
+
+@click.command(name="restore")
+@click.argument("package", type=click.Path(dir_okay=False, exists=True))
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False), help="Where to write the database.")
+@click.option("--force", is_flag=True, help="Replace an existing file (kept beside it as PATH.bak-<timestamp>).")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("nightly-backup restore", _verbose)
+def restore_command(package: str, target: str, force: bool, verbose: bool) -> None:
+    """Restore the database of a package to PATH, after verifying the package.
+
+    The file is written beside PATH under a temporary name, fsynced and
+    renamed; nothing is written outside PATH's folder, whatever names the
+    archive holds.
+    """
+    restored = restore(Path(package), Path(target), force)
+    click.echo(f"restored {restored} from {package}")
+
+
+def restore(package: Path, target: Path, force: bool) -> Path:
+    """Verify package, then write its database.db to target atomically; return the target path.
+
+    Raise CasejobsError if the package does not verify, the target exists
+    without force, or its folder does not exist.
+    """
+    result = verify_package(package, check_database=True)
+    if not result.ok:
+        raise CasejobsError(f"{package} failed verification, nothing restored: {'; '.join(result.problems)}")
+    target = target.absolute()
+    folder = target.parent
+    if not folder.is_dir():
+        raise CasejobsError(f"{folder} does not exist")
+    if target.exists() and not force:
+        raise CasejobsError(f"{target} exists; add --force to replace it (the old file is kept beside it)")
+    temporary = folder / f".{target.name}.restore-{os.getpid()}"
+    try:
+        with zipfile.ZipFile(package) as archive:
+            extract_member(archive, "database.db", temporary)
+        if target.exists():
+            stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
+            # The old database's -wal and -shm go with it: left behind, they would be replayed onto the restored file.
+            for suffix in ("", "-wal", "-shm"):
+                old = target.with_name(target.name + suffix)
+                if old.exists():
+                    os.replace(old, target.with_name(f"{target.name}.bak-{stamp}{suffix}"))
+        os.replace(temporary, target)
+        fsync_folder(folder)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+SPEC = JobSpec(
+    name="nightlyBackup",
+    summary="Write today's verified backup package (database, JSON exports, manifest) and apply the retention.",
+    work=backup,
+    default_max_runtime=3 * 3600,
+)
+
+command = job_command(SPEC, "nightly-backup", subcommands=(verify_command, restore_command))
+
+if __name__ == "__main__":
+    command.main(prog_name=command.name)

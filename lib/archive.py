@@ -1,0 +1,222 @@
+"""Backup packages: a ZIP written under a temporary name, verified, then renamed.
+
+Every member is streamed (memory does not grow with its size) and its size,
+sha256 and row count recorded in manifest.json, the last member. A package
+appears under its final name only once it is complete, fsynced and verified,
+so a run that dies at any moment leaves no incomplete file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+MANIFEST = "manifest.json"
+SAFE_MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # no folders, no '..', nothing absolute
+
+
+@dataclass
+class Member:
+    """What the manifest says of one member."""
+
+    size: int = 0
+    sha256: str = ""
+    rows: int | None = None
+
+
+class MemberWriter:
+    """A member being written: write() bytes, count rows; its size and sha256 follow along."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.rows = 0
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finished(self) -> Member:
+        return Member(size=self.size, sha256=self._hash.hexdigest(), rows=self.rows)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in folder durable (a no-op where folders cannot be opened, as on Windows)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+class PackageWriter:
+    """Writes one package to `.NAME.tmp-PID` beside its final path; commit() renames it into place."""
+
+    def __init__(self, final_path: Path, compression_level: int) -> None:
+        self.final_path = final_path
+        self.temporary_path = final_path.with_name(f".{final_path.name}.tmp-{os.getpid()}")
+        descriptor = os.open(self.temporary_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = os.fdopen(descriptor, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_DEFLATED, compresslevel=compression_level)
+        self.members: dict[str, Member] = {}
+
+    @contextlib.contextmanager
+    def member(self, name: str) -> Iterator[MemberWriter]:
+        """Stream one member into the package; its figures are kept for the manifest."""
+        with self._zip.open(name, "w", force_zip64=True) as stream:
+            writer = MemberWriter(stream)
+            yield writer
+        self.members[name] = writer.finished()
+
+    def add_file(self, name: str, path: Path, rows: int | None = None) -> None:
+        """Copy a file into the package as a member, in chunks."""
+        with self.member(name) as writer, path.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                writer.write(chunk)
+        self.members[name].rows = rows
+
+    def close(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Add manifest.json (the given fields plus every member's figures), close and fsync.
+
+        Return the manifest written.
+        """
+        manifest = {**manifest, "members": {name: vars(member) for name, member in self.members.items()}}
+        self._zip.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        self._zip.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return manifest
+
+    def commit(self) -> None:
+        """Rename the finished package to its final name (replacing an older one atomically)."""
+        os.replace(self.temporary_path, self.final_path)
+        fsync_folder(self.final_path.parent)
+
+    def abort(self) -> None:
+        """Remove what was written; never raises."""
+        with contextlib.suppress(Exception):
+            self._zip.close()
+        with contextlib.suppress(Exception):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temporary_path.unlink()
+
+
+@dataclass
+class Verification:
+    """The result of checking one package: each problem names the member it is about."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Return a package's manifest; raise ValueError (with the reason) if it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(MANIFEST))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise ValueError(f"{MANIFEST}: {error}") from None
+
+
+def verify_package(path: Path, check_database: bool = False) -> Verification:
+    """Check a package: member names, the ZIP's own CRCs, each member's size and sha256 against
+    the manifest and, with check_database, integrity_check of database.db inside.
+    """
+    result = Verification(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        result.problems.append(f"not a readable ZIP: {error}")
+        return result
+    with archive:
+        names = archive.namelist()
+        unsafe = [name for name in names if not SAFE_MEMBER_NAME.match(name)]
+        result.problems += [f"{name}: unsafe member name" for name in unsafe]
+        try:
+            result.manifest = json.loads(archive.read(MANIFEST))
+            expected = result.manifest["members"]
+        except (KeyError, ValueError, zipfile.BadZipFile) as error:
+            result.problems.append(f"{MANIFEST}: missing or unreadable ({error})")
+            return result
+        for name in sorted(set(names) - set(expected) - {MANIFEST}):
+            result.problems.append(f"{name}: not in the manifest")
+        for name, figures in expected.items():
+            problem = _check_member(archive, name, figures)
+            if problem:
+                result.problems.append(f"{name}: {problem}")
+        if check_database and "database.db" in expected and result.ok:
+            problem = _check_database_inside(archive)
+            if problem:
+                result.problems.append(f"database.db: {problem}")
+    return result
+
+
+def _check_member(archive: zipfile.ZipFile, name: str, figures: dict[str, Any]) -> str | None:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with archive.open(name) as stream:
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except KeyError:
+        return "missing"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # a bad CRC or a broken stream
+        return f"unreadable ({error})"
+    if size != figures.get("size"):
+        return f"size {size} differs from the manifest's {figures.get('size')}"
+    if digest.hexdigest() != figures.get("sha256"):
+        return "sha256 differs from the manifest"
+    return None
+
+
+def extract_member(archive: zipfile.ZipFile, name: str, destination: Path) -> None:
+    """Stream one member into destination (created 0600, fsynced); member names never make paths."""
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as target, archive.open(name) as source:
+        while chunk := source.read(CHUNK):
+            target.write(chunk)
+        target.flush()
+        os.fsync(target.fileno())
+
+
+def integrity_check(path: Path) -> str:
+    """Return PRAGMA integrity_check's verdict on a database file ("ok" when sound)."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return "; ".join(str(row[0]) for row in rows[:5])
+
+
+def _check_database_inside(archive: zipfile.ZipFile) -> str | None:
+    with tempfile.TemporaryDirectory(prefix="casejobs-verify-") as folder:
+        copy = Path(folder) / "database.db"
+        extract_member(archive, "database.db", copy)
+        verdict = integrity_check(copy)
+    return None if verdict == "ok" else f"integrity_check: {verdict}"

@@ -1,0 +1,361 @@
+"""nightlyBackup through bin/nightly-backup: packages, verification, restore, retention and faults."""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lib.seed import seed_database
+from tests.conftest import BIN, cron_environment, run_script, start_script
+
+NOW = "2026-11-25T23:30:00+05:30"
+PACKAGE = "casejobs-backup-2026-11-25.zip"
+
+
+@pytest.fixture
+def demo(home: Path, database_path: Path) -> Path:
+    """A small seeded database in home."""
+    from lib.clock import parse_frozen_now, today_ist
+    from lib.db import connect
+
+    database = connect(database_path)
+    now = parse_frozen_now(NOW)
+    seed_database(database, "small", 1, now, today_ist(now))
+    database.close()
+    return database_path
+
+
+def backup(home: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return run_script("nightly-backup", *arguments, home=home, **{"CASEJOBS_NOW": NOW, **environment})
+
+
+def dump(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)
+    lines = list(connection.iterdump())
+    connection.close()
+    return lines
+
+
+def finish(home: Path) -> dict:
+    return json.loads((home / "ledger" / "nightlyBackup.jsonl").read_text().splitlines()[-1])
+
+
+def backups(home: Path) -> list[str]:
+    return sorted(path.name for path in (home / "backups").iterdir())
+
+
+def test_round_trip_restores_the_same_content(home: Path, demo: Path, tmp_path: Path) -> None:
+    before = dump(demo)
+
+    result = backup(home)
+
+    assert result.returncode == 0, result.stderr
+    package = home / "backups" / PACKAGE
+    restored = tmp_path / "restored" / "casejobs.db"
+    restored.parent.mkdir()
+    answer = run_script("nightly-backup", "restore", str(package), "--to", str(restored), home=home)
+    assert answer.returncode == 0, answer.stderr
+    assert dump(restored) == before
+    details = finish(home)["details"]
+    assert details["rows"]["cases.json"] == 500 and details["rows"]["users.json"] == 25
+    assert details["size"] == package.stat().st_size and details["compression_ratio"] > 1
+    action, severity = (
+        sqlite3.connect(demo).execute("SELECT action, severity FROM audit_logs ORDER BY id DESC").fetchone()
+    )
+    assert (action, severity) == ("JOB_COMPLETED", "LOW")
+
+
+def test_the_package_is_complete_private_and_readable_by_system_tools(home: Path, demo: Path, tmp_path: Path) -> None:
+    assert backup(home).returncode == 0
+    package = home / "backups" / PACKAGE
+
+    assert (home / "backups").stat().st_mode & 0o777 == 0o700
+    assert package.stat().st_mode & 0o777 == 0o600
+    assert subprocess.run(["unzip", "-t", str(package)], capture_output=True, check=False).returncode == 0
+    with zipfile.ZipFile(package) as archive:
+        assert sorted(archive.namelist()) == [
+            "audit-logs.json",
+            "cases.json",
+            "database.db",
+            "manifest.json",
+            "users.json",
+        ]
+        manifest = json.loads(archive.read("manifest.json"))
+        archive.extract("database.db", tmp_path)
+        users = json.loads(archive.read("users.json"))
+        cases = json.loads(archive.read("cases.json"))
+    query = subprocess.run(
+        ["sqlite3", str(tmp_path / "database.db"), "SELECT count(*) FROM cases"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert query.stdout.strip() == "500"
+    assert manifest["ist_date"] == "2026-11-25" and manifest["integrity_check"] == "ok"
+    assert {"created_at", "schema_version", "sqlite_version", "casejobs_version", "duration_ms"} <= set(manifest)
+    for name, member in manifest["members"].items():
+        assert set(member) == {"size", "sha256", "rows"}, name
+    assert all(not {"password_hash", "api_token", "phone"} & set(user) for user in users)
+    confidential = [case for case in cases if case["is_confidential"]]
+    assert confidential and all(case["title"] == case["client_name"] == "[redacted]" for case in confidential)
+    nested = next(case for case in cases if case["tasks"] and any(task["subtasks"] for task in case["tasks"]))
+    assert all(task["case_id"] == nested["id"] for task in nested["tasks"])
+    assert {"hearings", "orders", "documents"} <= set(nested)
+    database_copy = sqlite3.connect(tmp_path / "database.db")
+    assert database_copy.execute("SELECT count(*) FROM users WHERE password_hash IS NOT NULL").fetchone()[0] == 25
+
+
+def test_a_second_run_does_nothing_and_force_replaces_the_package(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    first = (home / "backups" / PACKAGE).stat().st_ino
+
+    again = backup(home)
+    assert again.returncode == 0 and finish(home)["details"]["already_done"] is True
+    assert (home / "backups" / PACKAGE).stat().st_ino == first
+
+    forced = backup(home, "--force")
+    assert forced.returncode == 0 and finish(home)["details"]["already_done"] is False
+    assert (home / "backups" / PACKAGE).stat().st_ino != first
+    assert backups(home) == [PACKAGE]
+
+
+def test_a_flipped_byte_is_found_and_named(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    package = home / "backups" / PACKAGE
+    data = bytearray(package.read_bytes())
+    middle = len(data) // 3
+    data[middle] ^= 0xFF
+    package.write_bytes(bytes(data))
+
+    result = run_script("nightly-backup", "verify", str(package), home=home)
+
+    assert result.returncode == 1
+    assert PACKAGE in result.stderr
+    assert any(member in result.stderr for member in ("cases.json:", "database.db:", "users.json:"))
+
+
+def test_verify_all_and_a_tampered_member(home: Path, demo: Path, tmp_path: Path) -> None:
+    assert backup(home).returncode == 0
+    package = home / "backups" / PACKAGE
+    tampered = home / "backups" / "casejobs-backup-2026-11-24.zip"
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(
+                item, data.replace(b'"users.json"', b'"users.json"') if item.filename != "users.json" else b"[]\n"
+            )
+
+    result = run_script("nightly-backup", "verify", "--all", home=home)
+
+    assert result.returncode == 1
+    assert f"{PACKAGE}: ok" in result.stdout
+    assert "casejobs-backup-2026-11-24.zip: users.json: size" in result.stderr
+
+
+def test_restore_refuses_zip_slip_names(home: Path, demo: Path, tmp_path: Path) -> None:
+    assert backup(home).returncode == 0
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(home / "backups" / PACKAGE) as source, zipfile.ZipFile(evil, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr("../../escaped.db", b"SQLite format 3\x00")
+    target_path = tmp_path / "inside" / "restored.db"
+    target_path.parent.mkdir()
+
+    result = run_script("nightly-backup", "restore", str(evil), "--to", str(target_path), home=home)
+
+    assert result.returncode == 1
+    assert "unsafe member name" in result.stderr
+    assert not target_path.exists() and not (tmp_path / "escaped.db").exists()
+    assert list(target_path.parent.iterdir()) == []
+
+
+def test_restore_keeps_the_old_file_only_with_force(home: Path, demo: Path, tmp_path: Path) -> None:
+    assert backup(home).returncode == 0
+    target = tmp_path / "live.db"
+    target.write_bytes(b"the old database")
+    (tmp_path / "live.db-wal").write_bytes(b"its wal")
+
+    refused = run_script("nightly-backup", "restore", str(home / "backups" / PACKAGE), "--to", str(target), home=home)
+    forced = run_script(
+        "nightly-backup", "restore", str(home / "backups" / PACKAGE), "--to", str(target), "--force", home=home
+    )
+
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    assert forced.returncode == 0, forced.stderr
+    kept = sorted(path.name for path in tmp_path.iterdir() if ".bak-" in path.name)
+    assert len(kept) == 2 and kept[0].endswith("Z") and kept[1].endswith("Z-wal")
+    assert (tmp_path / kept[0]).read_bytes() == b"the old database"
+    assert not (tmp_path / "live.db-wal").exists()  # never replayed onto the restored file
+    assert sqlite3.connect(target).execute("SELECT count(*) FROM cases").fetchone() == (500,)
+
+
+def copy_package_as(home: Path, day: str) -> None:
+    shutil.copy(home / "backups" / PACKAGE, home / "backups" / f"casejobs-backup-{day}.zip")
+
+
+def test_retention_keeps_thirty_days_and_the_seven_newest(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    for day in ("2026-10-26", "2026-10-25", "2026-10-24", "2026-09-01", "2026-08-01", "2026-07-01", "2026-06-01"):
+        copy_package_as(home, day)  # 30, 31, 32 days old, then older
+    (home / "backups" / "notes.txt").write_text("mine")
+    (home / "backups" / "casejobs-backup-2026-01-01.zip.keep").write_text("mine too")
+
+    assert backup(home, "--force").returncode == 0
+
+    # 8 packages: the 7 newest are protected, so only the oldest goes
+    assert finish(home)["details"]["deleted_packages"] == ["casejobs-backup-2026-06-01.zip"]
+    copy_package_as(home, "2026-11-20")
+    copy_package_as(home, "2026-11-21")
+    assert backup(home, "--force").returncode == 0
+    # now 9 newer than the 31-day-old ones: everything over 30 days old goes, exactly 30 stays
+    assert sorted(finish(home)["details"]["deleted_packages"]) == [
+        "casejobs-backup-2026-07-01.zip",
+        "casejobs-backup-2026-08-01.zip",
+    ]
+    assert "casejobs-backup-2026-10-26.zip" in backups(home)
+    assert {"notes.txt", "casejobs-backup-2026-01-01.zip.keep"} <= set(backups(home))
+
+
+def test_fewer_than_seven_packages_are_never_deleted(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    for day in ("2025-01-01", "2024-01-01"):
+        copy_package_as(home, day)
+
+    assert backup(home, "--force").returncode == 0
+
+    assert finish(home)["details"]["deleted_packages"] == []
+    assert len(backups(home)) == 3
+
+
+def test_a_corrupt_database_makes_no_package_and_touches_nothing(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    copy_package_as(home, "2026-11-24")
+    connection = sqlite3.connect(demo)
+    connection.execute("CREATE INDEX users_by_name ON users (name)")
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'cases'").fetchone()[0]
+    connection.execute("PRAGMA writable_schema = ON")
+    connection.execute("UPDATE sqlite_master SET rootpage = ? WHERE name = 'users_by_name'", (root,))
+    connection.commit()
+    connection.close()
+    before = {name: (home / "backups" / name).read_bytes() for name in backups(home)}
+
+    result = backup(home, "--force")
+
+    assert result.returncode == 1
+    assert finish(home)["status"] == "failed" and "integrity_check failed" in finish(home)["error"]
+    audit = sqlite3.connect(demo).execute("SELECT action, severity FROM audit_logs ORDER BY id DESC").fetchone()
+    assert audit == ("JOB_ERROR", "HIGH")
+    assert {name: (home / "backups" / name).read_bytes() for name in backups(home)} == before
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_mid_package_leaves_nothing_behind(home: Path, demo: Path) -> None:
+    assert backup(home).returncode == 0
+    connection = sqlite3.connect(demo)
+    copy_size = (
+        connection.execute("PRAGMA page_count").fetchone()[0] * connection.execute("PRAGMA page_size").fetchone()[0]
+    )
+    connection.close()
+    copy_package_as(home, "2026-11-24")
+    before = {name: (home / "backups" / name).read_bytes() for name in backups(home)}
+    # Stored, not compressed: the package outgrows the copy, so the limit strikes inside the ZIP.
+    environment = cron_environment(home, CASEJOBS_NOW=NOW, CASEJOBS_BACKUP_COMPRESSION_LEVEL="0")
+
+    result = subprocess.run(
+        [str(BIN / "nightly-backup"), "--force"],
+        env=environment,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size(copy_size + 64 * 1024),
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert finish(home)["status"] == "failed"
+    assert "File too large" in finish(home)["error"]  # from the ZIP writer, not SQLite's copy
+    assert [name for name in backups(home) if name.startswith(".")] == []
+    assert {name: (home / "backups" / name).read_bytes() for name in backups(home)} == before
+
+
+@pytest.mark.slow
+def test_sigkill_at_many_points_never_leaves_a_partial_package(home: Path, demo: Path) -> None:
+    assert backup(home, CASEJOBS_NOW="2026-11-24T23:30:00+05:30").returncode == 0
+    old = {name: (home / "backups" / name).read_bytes() for name in backups(home)}
+    slow = {"CASEJOBS_DEBUG_ITEM_DELAY_MS": "150", "CASEJOBS_NOW": NOW}
+    for delay in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.1, 1.3):
+        process = start_script("nightly-backup", "--force", home=home, **slow)
+        time.sleep(delay)
+        process.kill()
+        process.communicate()
+        for name in backups(home):
+            if not name.startswith("."):
+                check = run_script("nightly-backup", "verify", str(home / "backups" / name), home=home)
+                assert check.returncode == 0, (delay, name, check.stderr)
+        assert all((home / "backups" / name).read_bytes() == data for name, data in old.items())
+
+    assert backup(home, "--force").returncode == 0
+    assert [name for name in backups(home) if name.startswith(".")] == []  # the dead runs' leftovers are gone
+
+
+def test_backup_while_another_process_keeps_writing(home: Path, demo: Path, tmp_path: Path) -> None:
+    writer_code = f"""
+import sqlite3, time
+connection = sqlite3.connect({str(demo)!r}, timeout=30)
+connection.execute("PRAGMA journal_mode = WAL")
+deadline = time.time() + 20
+while time.time() < deadline:
+    with connection:
+        connection.execute("INSERT INTO audit_logs (action, severity, created_at) VALUES ('APP_WRITE', 'LOW', '2026-11-25T18:00:00.000Z')")
+"""
+    writer = subprocess.Popen([sys.executable, "-c", writer_code])
+    try:
+        time.sleep(0.5)
+        result = backup(home)
+        during = (
+            sqlite3.connect(demo).execute("SELECT count(*) FROM audit_logs WHERE action = 'APP_WRITE'").fetchone()[0]
+        )
+    finally:
+        writer.kill()
+        writer.wait()
+
+    assert result.returncode == 0, result.stderr
+    assert run_script("nightly-backup", "verify", home=home).returncode == 0
+    with zipfile.ZipFile(home / "backups" / PACKAGE) as archive:
+        archive.extract("database.db", tmp_path)
+        audit = json.loads(archive.read("audit-logs.json"))
+    copied = (
+        sqlite3.connect(tmp_path / "database.db")
+        .execute("SELECT count(*) FROM audit_logs WHERE action = 'APP_WRITE'")
+        .fetchone()[0]
+    )
+    assert 0 < copied <= during
+    assert sum(row["action"] == "APP_WRITE" for row in audit) == copied  # the exports are the copy's point in time
+
+
+def test_dry_run_writes_nothing(home: Path, demo: Path) -> None:
+    result = backup(home, "--dry-run")
+    assert result.returncode == 0
+    assert f"would write {home / 'backups' / PACKAGE}" in result.stdout
+    assert backups(home) == []
+
+
+def test_verify_with_no_package_says_so(home: Path, demo: Path) -> None:
+    result = run_script("nightly-backup", "verify", home=home)
+    assert result.returncode == 1 and "no package" in result.stderr
