@@ -35,6 +35,14 @@ class UsageError(CasejobsError):
     exit_code = EXIT_USAGE
 
 
+class JobFailed(CasejobsError):
+    """A job's work failed as a whole, after doing part of it: outcome holds what it did."""
+
+    def __init__(self, message: str, outcome: object) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 class StopRequested(Exception):
     """Raised at an item boundary once a signal or the time limit asked to stop."""
 

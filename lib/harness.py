@@ -32,6 +32,7 @@ from lib.errors import (
     EXIT_SUCCESS,
     EXIT_TIMEOUT,
     CasejobsError,
+    JobFailed,
     StopRequested,
 )
 from lib.home import prepare_home
@@ -68,6 +69,8 @@ class JobSpec:
     work: Callable[[RunContext], Outcome]
     default_max_runtime: int = 3600
     failure_severity: str = "HIGH"
+    # Checks the job's own settings before anything is written; raises ConfigError (exit 78).
+    check_settings: Callable[[Settings], None] | None = None
 
 
 @dataclass
@@ -204,6 +207,8 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
     now = settings.now()
     home = prepare_home(settings.home)
     settings.load_secrets()
+    if spec.check_settings:
+        spec.check_settings(settings)
     configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
     run_id = new_run_id()
     bind_run(spec.name, run_id)
@@ -281,6 +286,9 @@ def _run_locked(
             status = "timeout" if stop.reason == "timeout" else "interrupted"
             exit_code = STOP_EXIT_CODES.get(stop.reason, EXIT_SIGTERM)
             error = "time limit reached" if stop.reason == "timeout" else f"stopped by {stop.reason}"
+        except JobFailed as failure:
+            status, exit_code, error = "failed", EXIT_FAILED, str(failure)
+            outcome = failure.outcome if isinstance(failure.outcome, Outcome) else outcome
         except CasejobsError as failure:
             status, exit_code, error = "failed", EXIT_FAILED, str(failure)
         except Exception as failure:

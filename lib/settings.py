@@ -52,6 +52,20 @@ def _compression_level(value: str) -> int:
     return number
 
 
+def _rate(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be above 0")
+    return number
+
+
+def _concurrency(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 10:
+        raise ValueError("must be from 1 to the provider's 10")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -125,6 +139,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backup", "retention_days", "30", _whole_number, "delete packages older than this many days"),
     Setting("backup", "keep_newest", "7", _whole_number, "never delete one of this many newest verified packages"),
     Setting("backup", "compression_level", "1", _compression_level, "zlib level of the package, 1 (fast) to 9"),
+    Setting("ecourts", "base_url", None, _text, "the aggregator's base URL; sim:// is the built-in simulator"),
+    Setting("ecourts", "token", None, _text, "the API token", secret=True),
+    Setting("ecourts", "token_file", None, _path, "file holding the API token, readable only by its owner"),
+    Setting("ecourts", "connect_timeout", "5", _whole_number, "seconds to wait for a connection"),
+    Setting("ecourts", "read_timeout", "30", _whole_number, "seconds to wait for an answer"),
+    Setting(
+        "ecourts", "rate_per_minute", "60", _rate, "requests a minute at most (eCourtsIndia publishes 100 a minute)"
+    ),
+    Setting("ecourts", "concurrency", "1", _concurrency, "requests in flight at once, 1 to 10"),
+    Setting(
+        "ecourts", "retries", "3", _whole_number, "retries of a request after a 429, 5xx, timeout or lost connection"
+    ),
+    Setting("ecourts", "backoff_ms", "1000", _whole_number, "first backoff before a retry; doubles each time"),
+    Setting("ecourts", "breaker_threshold", "5", _whole_number, "cases failing upstream in a row that stop the run"),
+    Setting("sync", "max_cases", "100", _whole_number, "cases fetched per run at most"),
+    Setting(
+        "sync", "min_hours", "20", _whole_number, "a case synced this recently is not fetched again (without --force)"
+    ),
     Setting("sla", "warning_days", "3", _whole_number, "an item due today or within this many days is a warning"),
 )
 

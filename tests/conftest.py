@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
 import subprocess
@@ -11,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from lib.db import connect, migrate
+from lib.ecourts_sim import Simulator, SimulatorServer
 from tests.builders import Dataset
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = PROJECT / "bin"
+ECOURTS_TOKEN = "tok-test-5ecret-1234"
 
 
 @pytest.fixture
@@ -85,3 +88,26 @@ def start_script(script: str, *arguments: str, home: Path, **environment: str) -
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.fixture
+def ecourts() -> Iterator[tuple[Simulator, SimulatorServer]]:
+    """The eCourts simulator served on 127.0.0.1 for one test (stopped at its end)."""
+    simulator = Simulator(token=ECOURTS_TOKEN, today=dt.date(2026, 11, 25), timeout_seconds=5)
+    server = SimulatorServer(simulator).start()
+    try:
+        yield simulator, server
+    finally:
+        server.stop()
+
+
+def ecourts_environment(server: SimulatorServer, **extra: str) -> dict[str, str]:
+    """Settings that point a job at the test's simulator, fast: no real waiting between requests."""
+    return {
+        "CASEJOBS_ECOURTS_BASE_URL": server.base_url,
+        "CASEJOBS_ECOURTS_TOKEN": ECOURTS_TOKEN,
+        "CASEJOBS_ECOURTS_RATE_PER_MINUTE": "60000",
+        "CASEJOBS_ECOURTS_BACKOFF_MS": "20",
+        "CASEJOBS_ECOURTS_READ_TIMEOUT": "1",
+        **extra,
+    }
