@@ -147,7 +147,7 @@ def test_running_again_changes_nothing_and_a_real_change_notifies_once(home, cas
 
     simulator.generation += 1  # upstream: the next hearing moves a week, one more order
     assert sync(home, server, "--force").returncode == 0
-    hearings, orders, notifications = counts()
+    _, orders, notifications = counts()
     assert (orders, notifications) == (first[1] + 2, first[2] + 2)
     from lib.ecourts import parse_messy_date
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lib.ecourts import CaseError, ClientConfig, EcourtsClient, StopRun
@@ -61,7 +63,7 @@ def test_refusals_stop_the_run(ecourts, client, fault: str, words: str) -> None:
 
 
 def test_a_wrong_token_is_a_401_stop(ecourts) -> None:
-    simulator, server = ecourts
+    _, server = ecourts
     client = client_for(server.base_url, token="not-the-token")
     with pytest.raises(StopRun, match="401"):
         client.fetch(CNR)
@@ -101,7 +103,7 @@ def test_backoff_doubles_between_attempts(ecourts) -> None:
     simulator.add_fault(CNR, "500", times=3)
     client.fetch(CNR)
     times = [request.at for request in requests_for(simulator)]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8
     client.close()
 
