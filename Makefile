@@ -23,6 +23,7 @@ venv: $(STAMP)  ## create the virtualenv and install the dependencies
 demo: venv  ## run every job once on the demo database under var/, then show jobstats
 	@test -f var/casejobs.db || bin/jobctl db seed --scale small
 	@bin/jobctl db init
+	CASEJOBS_ECOURTS_BASE_URL=sim:// CASEJOBS_ECOURTS_TOKEN=demo-token bin/daily-sync --log-format console
 	bin/user-pending-refresh --log-format console
 	bin/sla-check --log-format console
 	bin/nightly-backup --log-format console

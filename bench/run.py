@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 
-from bench import bench_backup, bench_jobstats, bench_pending, bench_sla
+from bench import bench_backup, bench_jobstats, bench_pending, bench_sla, bench_sync
 from bench.common import WORK, large_home
 
 
@@ -17,6 +17,7 @@ def main() -> None:
         "userPendingRefresh": bench_pending.main(),
         "slaCheck": bench_sla.main(),
         "nightlyBackup": bench_backup.main(),
+        "dailySync": bench_sync.main(),
         "jobstats": bench_jobstats.main(),
     }
     WORK.mkdir(parents=True, exist_ok=True)

@@ -291,3 +291,38 @@ def test_sigkill_mid_run_leaves_every_case_whole_or_untouched(home, dataset, eco
             done += 1
             assert ecourts_rows > 0, case_id  # every case gains at least its next hearing and its audit row
     assert 0 < done < len(ids)
+
+
+def test_the_simulator_command_serves_on_loopback(home, tmp_path) -> None:
+    import httpx
+
+    from tests.smtp_server import free_port
+
+    port = free_port()
+    server = start_script("ecourts-sim", "--port", str(port), "--fault", f"{cnr(9)}=404", home=home)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/partner/case/{cnr(8)}", headers={"Authorization": "Bearer demo-token"}
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the simulator did not start"
+                time.sleep(0.1)
+        missing = httpx.get(
+            f"http://127.0.0.1:{port}/api/partner/case/{cnr(9)}", headers={"Authorization": "Bearer demo-token"}
+        )
+        refused = httpx.get(f"http://127.0.0.1:{port}/api/partner/case/{cnr(8)}")
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+    assert answer.status_code == 200 and answer.json()["data"]["courtCaseData"]["cnr"] == cnr(8)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "CASE_NOT_FOUND")
+    assert refused.status_code == 401
+
+
+def test_a_bad_fault_is_a_usage_error(home) -> None:
+    result = run_script("ecourts-sim", "--fault", "MHAU010012342023=explode", home=home)
+    assert result.returncode == 2 and "bad fault" in result.stderr
