@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -38,6 +39,8 @@ from lib.errors import (
 from lib.home import prepare_home
 from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
+from lib.monitor import Monitor
+from lib.schedule import find_entry
 from lib.settings import Settings, load_settings
 
 EXIT_BY_STATUS = {
@@ -239,10 +242,32 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
         log.warning("run not started: another run of this job holds the lock", lock=str(lock.path))
         return EXIT_LOCKED
     try:
+        done_by = _slot_done_by(home, spec.name, now) if options.trigger == "cron" else None
+        if done_by:
+            finish_line("skipped", duration_ms=0, items=0, errors=0, details={"reason": done_by})
+            log.info("run skipped", reason=done_by)
+            return EXIT_SUCCESS
         return _run_locked(spec, options, settings, database, now, base, home, log)
     finally:
         lock.release()
         database.close()
+
+
+def _slot_done_by(home: Path, job: str, now: dt.datetime) -> str | None:
+    """For a cron start: say why it should skip if a run already began in its IST slot, else None.
+
+    Where the host's zone has daylight saving, `jobctl install` puts a daily
+    job at both candidate local times; the second start of the same IST slot
+    ends here.
+    """
+    entry = find_entry(job)
+    if entry is None:
+        return None
+    slot = entry.latest_slot(now)
+    for record in ledger.recent_records(ledger.ledger_path(home, job), clock.format_utc(slot)):
+        if record.get("event") == "start" and not record.get("dry_run"):
+            return f"the {slot.isoformat(timespec='minutes')} slot already ran (run {record.get('run_id')})"
+    return None
 
 
 def _run_locked(
@@ -252,7 +277,7 @@ def _run_locked(
     database: sqlite_utils.Database,
     now: dt.datetime,
     base: dict[str, Any],
-    home: Any,
+    home: Path,
     log: Any,
 ) -> int:
     """The part of a run that happens under the job's lock; return the exit code."""
@@ -274,6 +299,8 @@ def _run_locked(
     )
     ledger.append(home, {"event": "start", **base, "ts": clock.format_utc(settings.now())})
     log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
+    monitor = Monitor(settings, spec.name, base["run_id"], log, dry_run=options.dry_run)
+    monitor.start()
     started = time.monotonic()
     outcome = Outcome()
     error: str | None = None
@@ -309,4 +336,5 @@ def _run_locked(
     ledger.append(home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), **finish})
     summary = log.info if status == "success" else log.warning if status in ("partial", "interrupted") else log.error
     summary("run finished", **finish)
+    monitor.finish(exit_code)
     return exit_code

@@ -76,3 +76,34 @@ def ledger_files(home: Path) -> list[Path]:
     """Return every job's ledger file under CASEJOBS_HOME, sorted by name."""
     folder = home / "ledger"
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+TAIL_BYTES = 256 * 1024
+
+
+def recent_records(path: Path, since: str) -> list[dict[str, Any]]:
+    """Return the records stamped at or after since, reading only the file's tail.
+
+    Good for "what happened since the last slot": the last 256 KiB hold
+    days of even the five-minute job's history.
+    """
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - TAIL_BYTES))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first line is cut
+    records = []
+    for raw in lines:
+        try:
+            record = orjson.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and str(record.get("ts", "")) >= since:
+            records.append(record)
+    return records

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 
+RECENT_LINES: deque[str] = deque(maxlen=200)  # the run's last log lines, for the monitoring ping's body
 SECRET_KEYS = frozenset({"password", "password_hash", "api_token", "token", "phone", "authorization", "smtp_password"})
 REDACTED = "[redacted]"
 
@@ -55,9 +57,12 @@ def configure_logging(
         scrubber,
     ]
     if use_console:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        processors.append(_Remembered(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())))
     else:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=False)]
+        processors += [
+            structlog.processors.format_exc_info,
+            _Remembered(structlog.processors.JSONRenderer(sort_keys=False)),
+        ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
@@ -65,6 +70,23 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     return scrubber
+
+
+class _Remembered:
+    """Wraps the renderer: every rendered line is also kept in RECENT_LINES."""
+
+    def __init__(self, renderer: Callable[..., str]) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method_name: str, event: dict[str, Any]) -> str:
+        line = self.renderer(logger, method_name, event)
+        RECENT_LINES.append(line)
+        return line
+
+
+def recent_lines(limit: int) -> list[str]:
+    """Return up to the last `limit` log lines of this process."""
+    return list(RECENT_LINES)[-limit:] if limit else []
 
 
 def bind_run(job: str, run_id: str) -> None:

@@ -37,9 +37,28 @@ class Entry:
     def job(self) -> str:
         return job_name_for_script(self.script)
 
+    @property
+    def script_path(self) -> Path:
+        """The absolute path of the job's bin/ script."""
+        return PROJECT_ROOT / "bin" / self.script
+
     def next_run(self, after: dt.datetime) -> dt.datetime:
         """Given an aware instant, return the next scheduled start after it (aware, IST)."""
         return next(CronSim(self.expression, after.astimezone(IST).replace(microsecond=0)))
+
+    def latest_slot(self, moment: dt.datetime) -> dt.datetime:
+        """Given an aware instant, return the latest scheduled start at or before it (aware, IST)."""
+        just_after = moment.astimezone(IST).replace(microsecond=0) + dt.timedelta(seconds=1)
+        return next(CronSim(self.expression, just_after, reverse=True))
+
+    def slots_between(self, start: dt.datetime, end: dt.datetime, limit: int = 10_000) -> int:
+        """Count the scheduled starts s with start < s <= end (at most limit)."""
+        count = 0
+        for slot in CronSim(self.expression, start.astimezone(IST).replace(microsecond=0)):
+            if slot > end or count >= limit:
+                break
+            count += 1
+        return count
 
 
 def read_schedule(path: Path = CRONTAB_PATH) -> list[Entry]:
@@ -59,6 +78,12 @@ def read_schedule(path: Path = CRONTAB_PATH) -> list[Entry]:
             raise ConfigError(f"{path}:{number}: {error}") from None
         entries.append(Entry(expression, fields[5]))
     return entries
+
+
+def find_entry(job: str, path: Path = CRONTAB_PATH) -> Entry | None:
+    """Given a job name (dailySync) or script name (daily-sync), return its entry, if scheduled."""
+    name = job_name_for_script(job) if "-" in job else job
+    return next((entry for entry in read_schedule(path) if entry.job == name), None)
 
 
 def job_names(path: Path = CRONTAB_PATH) -> list[str]:

@@ -157,6 +157,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "sync", "min_hours", "20", _whole_number, "a case synced this recently is not fetched again (without --force)"
     ),
+    Setting("monitor", "daily_sync_url", None, _text, "healthchecks-style ping URL of dailySync", secret=True),
+    Setting("monitor", "sla_check_url", None, _text, "ping URL of slaCheck", secret=True),
+    Setting("monitor", "nightly_backup_url", None, _text, "ping URL of nightlyBackup", secret=True),
+    Setting("monitor", "user_pending_refresh_url", None, _text, "ping URL of userPendingRefresh", secret=True),
+    Setting("monitor", "timeout", "5", _whole_number, "seconds a ping may take"),
+    Setting("monitor", "body_lines", "50", _whole_number, "last log lines sent with the finish ping"),
+    Setting("ops", "catch_up_grace_minutes", "10", _whole_number, "a slot counts as missed this long after its time"),
     Setting("sla", "warning_days", "3", _whole_number, "an item due today or within this many days is a warning"),
 )
 

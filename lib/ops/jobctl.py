@@ -1,16 +1,36 @@
-"""bin/jobctl: operations on casejobs; for now the database (init, seed)."""
+"""bin/jobctl: operations on casejobs.
+
+The database (db init, db seed); the schedule (install, uninstall, status,
+export); running jobs by hand (run) and catching up missed runs (catch-up).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import click
 
-from lib import clock
+from lib import clock, crontab, export
 from lib.cli import report_errors
 from lib.db import connect, migrate, schema_version
+from lib.errors import CasejobsError, UsageError
+from lib.health import installed_at, job_health, mark_installed, running_pid
+from lib.home import prepare_home
+from lib.ledger import ledger_path
+from lib.lock import is_locked
+from lib.schedule import Entry, find_entry, read_schedule
 from lib.seed import SCALES, seed_database
-from lib.settings import load_settings
+from lib.settings import PROJECT_ROOT, load_settings
+from lib.stats import collect_runs, ist_text
 
 
 def _verbose() -> bool:
@@ -19,7 +39,7 @@ def _verbose() -> bool:
 
 @click.group(name="jobctl", context_settings={"help_option_names": ["-h", "--help"]})
 def jobctl() -> None:
-    """Operate casejobs: create and fill the database, and more to come."""
+    """Operate casejobs: the database, the schedule, and running jobs by hand."""
 
 
 @jobctl.group(name="db")
@@ -85,6 +105,200 @@ def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -
         f"seeded {path} ({scale}, seed {seed_number}): "
         + ", ".join(f"{count} {table}" for table, count in counts.items())
     )
+
+
+def _entry_or_usage(job: str) -> Entry:
+    entry = find_entry(job)
+    if entry is None:
+        known = ", ".join(f"{entry.job} ({entry.script})" for entry in read_schedule())
+        raise UsageError(f"unknown job {job!r}; known jobs: {known}")
+    if not entry.script_path.exists():
+        raise UsageError(f"{entry.job} has no script yet ({entry.script_path})")
+    return entry
+
+
+@jobctl.command(name="install")
+@click.option("--dry-run", is_flag=True, help="Print the exact block, change nothing.")
+@click.option("--host-tz", help="The zone cron keeps time in [default: this host's].")
+@click.option("--cron-flavor", type=click.Choice(crontab.FLAVORS), help="The cron daemon [default: detected].")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl install", _verbose)
+def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None, verbose: bool) -> None:
+    """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing)."""
+    settings = load_settings()
+    plan = crontab.plan_block(settings.home, cron_flavor, host_tz, settings.now())
+    if dry_run:
+        click.echo("\n".join(plan.lines))
+        return
+    prepare_home(settings.home)
+    current = crontab.read_crontab()
+    wanted = crontab.with_block(current, plan.lines)
+    if wanted == current:
+        click.echo(
+            f"the casejobs block is already installed and current ({plan.flavor}, {plan.host_zone}: {plan.method})"
+        )
+    else:
+        crontab.write_crontab(wanted)
+        click.echo(f"installed the casejobs block ({plan.flavor}, host zone {plan.host_zone}: times {plan.method})")
+    if installed_at(settings.home) is None:
+        mark_installed(settings.home, settings.now())
+
+
+@jobctl.command(name="uninstall")
+@click.option("--wait", "wait_for_jobs", is_flag=True, help="Then wait for running jobs to finish.")
+@click.option("--stop", "stop_jobs", is_flag=True, help="Then send running jobs SIGTERM (they finish their item).")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl uninstall", _verbose)
+def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> None:
+    """Remove the casejobs block from your crontab; every other line stays as it was."""
+    if wait_for_jobs and stop_jobs:
+        raise UsageError("give --wait or --stop, not both")
+    settings = load_settings()
+    current = crontab.read_crontab()
+    if crontab.installed_block(current) is None:
+        click.echo("no casejobs block in the crontab")
+    else:
+        crontab.write_crontab(crontab.without_block(current))
+        click.echo("removed the casejobs block")
+    if not (wait_for_jobs or stop_jobs):
+        return
+    running = {entry.job: running_pid(settings.home, entry.job) for entry in read_schedule()}
+    running = {job: pid for job, pid in running.items() if pid}
+    if stop_jobs:
+        for job, pid in running.items():
+            if pid > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                click.echo(f"sent SIGTERM to {job} (pid {pid})")
+    for job in running:
+        if is_locked(settings.home, job):
+            click.echo(f"waiting for {job} to finish...")
+        while is_locked(settings.home, job):
+            time.sleep(0.2)
+    if running:
+        click.echo("no job is running")
+
+
+@jobctl.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl status", _verbose)
+def status_command(as_json: bool, verbose: bool) -> None:
+    """Whether the schedule is installed and current; per job: running, last run, next run, overdue."""
+    settings = load_settings()
+    now = settings.now()
+    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
+    try:
+        block = crontab.installed_block(crontab.read_crontab())
+        current = crontab.plan_block(settings.home, now=now).lines
+        schedule: dict[str, Any] = {"installed": block is not None, "current": block == current, "error": None}
+    except CasejobsError as error:
+        schedule = {"installed": None, "current": None, "error": str(error)}
+    jobs = {}
+    for entry in read_schedule():
+        health = job_health(settings.home, entry, now, grace)
+        last = collect_runs(ledger_path(settings.home, entry.job), None).last
+        jobs[entry.job] = {
+            "running": health.running_pid is not None,
+            "pid": health.running_pid,
+            "last_run": {"started_at": ist_text(last["started_at"]), "status": last["status"]} if last else None,
+            "next_run": entry.next_run(now).isoformat(timespec="minutes"),
+            **health.as_dict(),
+        }
+    report = {"schedule": schedule, "jobs": jobs}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    state = schedule["error"] or (
+        "installed" + ("" if schedule["current"] else ", but differs from crontab.ist: run jobctl install")
+        if schedule["installed"]
+        else "not installed (jobctl install)"
+    )
+    click.echo(f"schedule: {state}")
+    for name, job in jobs.items():
+        last = job["last_run"]
+        flags = [f"running (pid {job['pid']})"] if job["running"] else []
+        flags += [f"OVERDUE: {job['missed_slots']} slot(s) missed"] if job["overdue"] else []
+        last_text = f"{last['started_at']} {last['status']}" if last else "never"
+        click.echo(f"{name:<20} last {last_text:<34} next {job['next_run']}  {'  '.join(flags)}".rstrip())
+
+
+@jobctl.command(name="run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("job")
+@click.argument("job_arguments", nargs=-1, type=click.UNPROCESSED)
+def run_command(job: str, job_arguments: tuple[str, ...]) -> None:
+    """Run JOB now (dailySync or daily-sync), with trigger manual; any further options go to the job."""
+    try:
+        entry = _entry_or_usage(job)
+    except UsageError as error:
+        click.echo(f"jobctl run: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    os.execv(entry.script_path, [str(entry.script_path), *job_arguments])
+
+
+@jobctl.command(name="catch-up")
+@click.option("--dry-run", is_flag=True, help="Say which jobs would run, run none.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl catch-up", _verbose)
+def catch_up_command(dry_run: bool, verbose: bool) -> None:
+    """Run, once, each job whose latest IST slot passed (beyond the grace) with no good run since."""
+    settings = load_settings()
+    now = settings.now()
+    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
+    worst = 0
+    for entry in read_schedule():
+        if not entry.script_path.exists():
+            continue
+        health = job_health(settings.home, entry, now, grace)
+        if not health.overdue:
+            continue
+        if health.running_pid:
+            click.echo(
+                f"{entry.job}: {health.missed_slots} slot(s) missed, but a run is going on (pid {health.running_pid})"
+            )
+            continue
+        click.echo(
+            f"{entry.job}: {health.missed_slots} slot(s) missed; {'would run' if dry_run else 'running'} it once"
+        )
+        if not dry_run:
+            code = subprocess.run([str(entry.script_path), "--trigger", "catchup"], check=False).returncode
+            worst = max(worst, code)
+    sys.exit(worst)
+
+
+@jobctl.command(name="export")
+@click.option(
+    "--format", "export_format", type=click.Choice(("systemd", "windows", "k8s")), required=True, help="The scheduler."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Folder to write to [default: $CASEJOBS_HOME/export/FORMAT]."
+)
+@click.option(
+    "--windows-project", default="C:\\casejobs", show_default=True, help="The project folder on the Windows host."
+)
+@click.option("--image", default="casejobs:latest", show_default=True, help="The container image (k8s).")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl export", _verbose)
+def export_command(export_format: str, out: str | None, windows_project: str, image: str, verbose: bool) -> None:
+    """Write the schedule for systemd timers, Windows Task Scheduler or Kubernetes, from crontab.ist."""
+    settings = load_settings()
+    folder = Path(out) if out else settings.home / "export" / export_format
+    entries = [entry for entry in read_schedule() if entry.script_path.exists()]
+    files: dict[str, bytes] = {}
+    if export_format == "systemd":
+        files = {
+            name: text.encode() for name, text in export.systemd_units(entries, PROJECT_ROOT, settings.home).items()
+        }
+    elif export_format == "windows":
+        files = {f"casejobs-{entry.script}.xml": export.windows_task(entry, windows_project) for entry in entries}
+    else:
+        files = {f"casejobs-{entry.script}.yaml": export.kubernetes_cronjob(entry, image).encode() for entry in entries}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(data)
+        temporary.replace(folder / name)
+    click.echo(f"wrote {len(files)} files to {folder}")
 
 
 if __name__ == "__main__":

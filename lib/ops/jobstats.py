@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import warnings
@@ -12,6 +13,7 @@ import click
 from lib import clock
 from lib.cli import report_errors
 from lib.errors import UsageError
+from lib.health import job_health
 from lib.ledger import DamagedLineWarning
 from lib.schedule import job_name_for_script, read_schedule
 from lib.settings import load_settings
@@ -26,6 +28,32 @@ def _format_duration(milliseconds: int | None) -> str:
     if milliseconds is None:
         return "-"
     return f"{milliseconds} ms" if milliseconds < 10_000 else f"{milliseconds / 1000:.1f} s"
+
+
+CHECK_LEVELS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}
+
+
+def check_problems(jobs: dict[str, dict[str, Any]]) -> list[tuple[int, str]]:
+    """Given jobstats' per-job figures, return (level, line) per problem: 1 warning, 2 critical."""
+    problems = []
+    for name, job in jobs.items():
+        last = job["last_run"]
+        if last and last["status"] in ("failed", "crashed"):
+            problems.append(
+                (
+                    2,
+                    f"{name}: last run {last['status']} at {last['started_at']}"
+                    + (f": {last['error']}" if last["error"] else ""),
+                )
+            )
+        elif last and last["status"] in ("partial", "timeout", "interrupted"):
+            problems.append((1, f"{name}: last run {last['status']} at {last['started_at']}"))
+        missed = job["missed_slots"]
+        if missed > 1:
+            problems.append((2, f"{name}: {missed} scheduled runs missed"))
+        elif missed == 1:
+            problems.append((1, f"{name}: its last scheduled run was missed"))
+    return problems
 
 
 def render_text(summary: dict[str, Any]) -> str:
@@ -47,7 +75,9 @@ def render_text(summary: dict[str, Any]) -> str:
             f"  duration:  p50 {_format_duration(duration['p50'])}, p95 {_format_duration(duration['p95'])}, max {_format_duration(duration['max'])}"
         )
         lines.append(f"  items:     {job['items']} done, {job['errors']} errors")
-        lines.append(f"  next run:  {job['next_run']}")
+        lines.append(
+            f"  next run:  {job['next_run']}" + (f"  OVERDUE ({job['missed_slots']} missed)" if job["overdue"] else "")
+        )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -56,9 +86,15 @@ def render_text(summary: dict[str, Any]) -> str:
 @click.option("--job", help="Only this job (dailySync or daily-sync).")
 @click.option("--since", help="Only runs started since: 7d, 12h, 30m, 2026-11-01 (IST) or an ISO time.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with stable keys instead of text.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="For monitoring: one line per problem; exit 0 OK, 1 WARNING (last run partial or one slot missed), "
+    "2 CRITICAL (last run failed or crashed, or more than one slot missed).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobstats", _verbose)
-def jobstats(job: str | None, since: str | None, as_json: bool, verbose: bool) -> None:
+def jobstats(job: str | None, since: str | None, as_json: bool, check: bool, verbose: bool) -> None:
     """Summarise the ledger per job: runs and counts per status, success rate, last run,
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
@@ -79,12 +115,24 @@ def jobstats(job: str | None, since: str | None, as_json: bool, verbose: bool) -
     if damaged:
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
         click.echo(f"jobstats: warning: {damaged[0]}{more}", err=True)
+    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
+    health = {entry.job: job_health(settings.home, entry, now, grace) for entry in entries if entry.job in reports}
     summary = {
         "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
         "since": since_moment.astimezone(clock.IST).isoformat(timespec="seconds") if since_moment else None,
         "statuses": list(REPORTED_STATUSES),
-        "jobs": {name: report.as_dict() for name, report in reports.items()},
+        "jobs": {
+            name: {**report.as_dict(), "overdue": health[name].overdue, "missed_slots": health[name].missed_slots}
+            for name, report in reports.items()
+        },
     }
+    if check:
+        problems = check_problems(summary["jobs"])
+        for level, line in problems:
+            click.echo(f"{CHECK_LEVELS[level]} {line}")
+        if not problems:
+            click.echo("OK all jobs on schedule")
+        sys.exit(max((level for level, _ in problems), default=0))
     click.echo(json.dumps(summary, indent=2) if as_json else render_text(summary), nl=as_json)
 
 

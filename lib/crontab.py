@@ -1,0 +1,241 @@
+"""Putting crontab.ist into the user's crontab, inside one managed block, on any cron.
+
+cronie and systemd-cron 2.1.3 and later honour CRON_TZ; Debian and Ubuntu
+cron, busybox, bcron and macOS cron ignore it without a word. Where it is
+ignored, each IST time is translated into the host's zone: exact while that
+zone has no daylight saving (IST is fixed at +05:30). Where the host's zone
+has daylight saving, a daily job is installed at every local time its IST
+time can fall on; the harness lets one start per IST slot run and records
+the others `skipped`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lib.clock import IST
+from lib.errors import CasejobsError, ConfigError
+from lib.schedule import Entry, read_schedule
+from lib.settings import PROJECT_ROOT
+
+BEGIN = "# BEGIN casejobs"
+END = "# END casejobs"
+FLAVORS_WITH_CRON_TZ = ("cronie", "systemd-cron")
+FLAVORS = (*FLAVORS_WITH_CRON_TZ, "debian", "busybox", "bcron", "macos", "unknown")
+CATCH_UP_MINUTE = 17  # hourly catch-up, away from the jobs' own minutes
+PASSED_ENVIRONMENT = ("CASEJOBS_HOME", "CASEJOBS_DB", "CASEJOBS_CONFIG")
+
+
+def detect_flavor() -> str:
+    """Return which cron this host runs (see FLAVORS), by looking at what is installed."""
+    if platform.system() == "Darwin":
+        return "macos"
+    crontab = shutil.which("crontab")
+    if crontab and os.path.realpath(crontab).endswith("busybox"):
+        return "busybox"
+    if shutil.which("bcron-start"):
+        return "bcron"
+    if _debian_version("systemd-cron"):
+        return "systemd-cron" if _version_at_least(_debian_version("systemd-cron"), (2, 1, 3)) else "debian"
+    if shutil.which("crond") and "cronie" in _output(["crond", "-V"]):
+        return "cronie"
+    if _debian_version("cron") or Path("/etc/debian_version").exists():
+        return "debian"
+    return "unknown"
+
+
+def _output(command: list[str]) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return result.stdout + result.stderr
+
+
+def _debian_version(package: str) -> str | None:
+    if not shutil.which("dpkg-query"):
+        return None
+    text = _output(["dpkg-query", "-W", "-f", "${Status} ${Version}", package])
+    return text.split()[-1] if "install ok installed" in text else None
+
+
+def _version_at_least(version: str | None, minimum: tuple[int, ...]) -> bool:
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version or "")[: len(minimum)])
+    return numbers >= minimum
+
+
+def detect_host_zone() -> str:
+    """Return the zone the cron daemon keeps time in: /etc/localtime's, else /etc/timezone, else UTC."""
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink():
+        target = os.path.realpath(localtime)
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    timezone_file = Path("/etc/timezone")
+    if timezone_file.exists():
+        return timezone_file.read_text().strip() or "UTC"
+    return "UTC"
+
+
+def has_daylight_saving(zone: ZoneInfo, year: int) -> bool:
+    """Return True if the zone's UTC offset changes during the year."""
+    offsets = {dt.datetime(year, month, 15, 12, tzinfo=zone).utcoffset() for month in range(1, 13)}
+    return len(offsets) > 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What install writes: the block's lines, and how it dealt with time zones."""
+
+    lines: list[str]
+    flavor: str
+    host_zone: str
+    method: str  # "CRON_TZ", "translated" or "translated, both daylight-saving times"
+
+
+def _daily_time(entry: Entry) -> tuple[int, int] | None:
+    minute, hour, day, month, weekday = entry.expression.split()
+    if minute.isdigit() and hour.isdigit() and (day, month, weekday) == ("*", "*", "*"):
+        return int(hour), int(minute)
+    return None
+
+
+def _zone_independent(entry: Entry) -> bool:
+    """True for entries like */5 * * * *: every zone's offset is a multiple of 15 minutes."""
+    minute, hour, day, month, weekday = entry.expression.split()
+    step = re.fullmatch(r"\*/(\d+)", minute)
+    return (
+        hour == "*"
+        and (day, month, weekday) == ("*", "*", "*")
+        and (minute == "*" or bool(step and 15 % int(step.group(1)) == 0))
+    )
+
+
+def local_times(hour: int, minute: int, zone: ZoneInfo, year: int) -> list[tuple[int, int]]:
+    """Return every host-local (hour, minute) that hour:minute IST falls on during the year, sorted."""
+    found = set()
+    day = dt.date(year, 1, 1)
+    while day.year == year:
+        moment = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=IST).astimezone(zone)
+        found.add((moment.hour, moment.minute))
+        day += dt.timedelta(days=7)
+    return sorted(found)
+
+
+def cron_lines_for(entry: Entry, zone: ZoneInfo | None, year: int) -> list[str]:
+    """Return the crontab expressions of one entry: as written (zone None: CRON_TZ), or translated."""
+    if zone is None or _zone_independent(entry):
+        return [entry.expression]
+    daily = _daily_time(entry)
+    if daily is None:
+        raise CasejobsError(
+            f"{entry.script}: only daily and every-N-minutes schedules can be translated ({entry.expression})"
+        )
+    return [f"{minute} {hour} * * *" for hour, minute in local_times(*daily, zone, year)]
+
+
+def _command(script: Path, home_environment: dict[str, str], log_folder: Path, name: str, *arguments: str) -> str:
+    prefix = "".join(f"{key}={shlex.quote(value)} " for key, value in home_environment.items())
+    log = shlex.quote(str(log_folder / f"{name}.log"))
+    command = f"{prefix}{shlex.quote(str(script))} {' '.join(arguments)} >> {log} 2>&1"
+    return command.replace("%", "\\%")  # cron turns a bare % into a newline
+
+
+def plan_block(
+    home: Path, flavor: str | None = None, host_zone: str | None = None, now: dt.datetime | None = None
+) -> Plan:
+    """Return the managed block for this host: absolute paths, --trigger cron, logs appended under home/log."""
+    flavor = flavor or detect_flavor()
+    if flavor not in FLAVORS:
+        raise ConfigError(f"--cron-flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
+    host_zone = host_zone or detect_host_zone()
+    try:
+        zone = ZoneInfo(host_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--host-tz {host_zone!r} is not a time zone") from None
+    year = (now or dt.datetime.now(IST)).year
+    use_cron_tz = flavor in FLAVORS_WITH_CRON_TZ
+    if use_cron_tz:
+        method = "CRON_TZ"
+    elif has_daylight_saving(zone, year):
+        method = "translated, both daylight-saving times"
+    else:
+        method = "translated"
+    environment = {name: os.environ[name] for name in PASSED_ENVIRONMENT if os.environ.get(name)}
+    environment.setdefault("CASEJOBS_HOME", str(home))
+    log_folder = home / "log"
+    lines = [f"{BEGIN} (written by bin/jobctl install from crontab.ist; edits inside are lost)"]
+    lines.append(f"# cron flavor {flavor}, host zone {host_zone}: times {method}")
+    if use_cron_tz:
+        lines.append("CRON_TZ=Asia/Kolkata")
+    for entry in read_schedule():
+        command = _command(entry.script_path, environment, log_folder, entry.script, "--trigger", "cron")
+        for expression in cron_lines_for(entry, None if use_cron_tz else zone, year):
+            lines.append(f"{expression} {command}")
+    catch_up = _command(PROJECT_ROOT / "bin" / "jobctl", environment, log_folder, "catch-up", "catch-up")
+    lines.append(f"@reboot {catch_up}")
+    lines.append(f"{CATCH_UP_MINUTE} * * * * {catch_up}")
+    lines.append(END)
+    return Plan(lines, flavor, host_zone, method)
+
+
+def read_crontab() -> str:
+    """Return the user's crontab ("" when there is none); raise CasejobsError if `crontab -l` fails otherwise."""
+    if not shutil.which("crontab"):
+        raise CasejobsError("no crontab program on this host; install cron, or use: jobctl export")
+    result = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode == 0:
+        return result.stdout
+    message = result.stderr.strip()
+    if "no crontab" in message.lower() or ("can't open" in message and "No such file" in message):
+        return ""
+    raise CasejobsError(f"crontab -l failed, so nothing was touched: {message or f'exit {result.returncode}'}")
+
+
+def write_crontab(text: str) -> None:
+    """Replace the user's crontab with text; raise CasejobsError if crontab refuses it."""
+    result = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise CasejobsError(f"crontab refused the new table: {result.stderr.strip()}")
+
+
+def split_block(text: str) -> tuple[list[str], list[str] | None, list[str]]:
+    """Given a crontab, return (lines before our block, the block or None, lines after it)."""
+    lines = text.splitlines()
+    starts = [number for number, line in enumerate(lines) if line.startswith(BEGIN)]
+    if not starts:
+        return lines, None, []
+    start = starts[0]
+    end = next((number for number in range(start, len(lines)) if lines[number].strip() == END), None)
+    if end is None:
+        raise CasejobsError(f"the crontab has '{BEGIN}' without '{END}'; mend it by hand (crontab -e)")
+    return lines[:start], lines[start : end + 1], lines[end + 1 :]
+
+
+def with_block(text: str, block: list[str]) -> str:
+    """Return the crontab text with our block put in (in place of the old one, else at the end)."""
+    before, _, after = split_block(text)
+    return "\n".join([*before, *block, *after]) + "\n"
+
+
+def without_block(text: str) -> str:
+    """Return the crontab text without our block; every other line as it was."""
+    before, old, after = split_block(text)
+    if old is None:
+        return text
+    lines = [*before, *after]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def installed_block(text: str) -> list[str] | None:
+    """Return our block as installed, or None."""
+    return split_block(text)[1]

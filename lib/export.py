@@ -1,0 +1,157 @@
+"""The schedule for other schedulers, generated from crontab.ist: systemd, Windows Task Scheduler, Kubernetes.
+
+Each keeps India's time by itself, whatever the host's zone: systemd with
+`Asia/Kolkata` in OnCalendar=, Windows with a +05:30 StartBoundary, and
+Kubernetes with `timeZone: Asia/Kolkata`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from lib.errors import CasejobsError
+from lib.schedule import Entry
+
+TIME_LIMITS = {"dailySync": "PT2H", "slaCheck": "PT30M", "nightlyBackup": "PT3H", "userPendingRefresh": "PT4M"}
+
+
+def _fields(entry: Entry) -> tuple[str, str]:
+    minute, hour, day, month, weekday = entry.expression.split()
+    if (day, month, weekday) != ("*", "*", "*"):
+        raise CasejobsError(f"{entry.script}: only daily and every-N-minutes schedules can be exported")
+    return minute, hour
+
+
+def _calendar_part(field: str) -> str:
+    if field == "*":
+        return "*"
+    step = re.fullmatch(r"\*/(\d+)", field)
+    if step:
+        return f"00/{int(step.group(1))}"
+    if field.isdigit():
+        return f"{int(field):02d}"
+    raise CasejobsError(f"cron field {field!r} cannot be exported")
+
+
+def on_calendar(entry: Entry) -> str:
+    """Return the systemd OnCalendar= value of an entry, in India's zone."""
+    minute, hour = _fields(entry)
+    return f"*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
+
+
+def systemd_units(entries: list[Entry], project: Path, home: Path) -> dict[str, str]:
+    """Return a .service and a .timer per job, by file name."""
+    units = {}
+    for entry in entries:
+        name = f"casejobs-{entry.script}"
+        units[f"{name}.service"] = (
+            f"[Unit]\nDescription=casejobs {entry.job}\n\n"
+            f"[Service]\nType=oneshot\nEnvironment=CASEJOBS_HOME={home}\n"
+            f"ExecStart={project / 'bin' / entry.script} --trigger cron\n"
+            # The harness turns SIGTERM into a stop at the next item: give it time to get there.
+            "KillMode=mixed\nTimeoutStopSec=120\n"
+        )
+        units[f"{name}.timer"] = (
+            f"[Unit]\nDescription=casejobs {entry.job} ({entry.expression} IST)\n\n"
+            f"[Timer]\nOnCalendar={on_calendar(entry)}\nPersistent=true\nUnit={name}.service\n\n"
+            "[Install]\nWantedBy=timers.target\n"
+        )
+    return units
+
+
+def _windows_trigger(entry: Entry) -> str:
+    minute, hour = _fields(entry)
+    step = re.fullmatch(r"\*/(\d+)", minute)
+    if hour == "*" and step:
+        start, repetition = (
+            "00:00",
+            (
+                f"<Repetition><Interval>PT{int(step.group(1))}M</Interval><Duration>P1D</Duration>"
+                "<StopAtDurationEnd>false</StopAtDurationEnd></Repetition>"
+            ),
+        )
+    elif hour.isdigit() and minute.isdigit():
+        start, repetition = f"{int(hour):02d}:{int(minute):02d}", ""
+    else:
+        raise CasejobsError(f"{entry.script}: {entry.expression} cannot be a Windows trigger")
+    # +05:30 pins the time to India: the host's own daylight saving cannot move it.
+    return (
+        f"<CalendarTrigger>{repetition}<StartBoundary>2026-01-01T{start}:00+05:30</StartBoundary>"
+        "<Enabled>true</Enabled><ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay></CalendarTrigger>"
+    )
+
+
+def windows_task(entry: Entry, project_windows: str) -> bytes:
+    """Return the Task Scheduler XML of one job, UTF-16 with a byte-order mark."""
+    python = f"{project_windows}\\.venv\\Scripts\\python.exe"
+    module = f"jobs.{entry.script.replace('-', '_')}"
+    xml = f"""<?xml version="1.0" encoding="UTF-16"?>
+<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
+  <RegistrationInfo>
+    <Description>casejobs {escape(entry.job)}: {escape(entry.expression)} in India Standard Time</Description>
+    <URI>\\casejobs\\{escape(entry.job)}</URI>
+  </RegistrationInfo>
+  <Triggers>
+    {_windows_trigger(entry)}
+  </Triggers>
+  <Settings>
+    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
+    <StartWhenAvailable>true</StartWhenAvailable>
+    <ExecutionTimeLimit>{TIME_LIMITS.get(entry.job, "PT1H")}</ExecutionTimeLimit>
+    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
+    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
+    <Enabled>true</Enabled>
+  </Settings>
+  <Actions Context="Author">
+    <Exec>
+      <Command>{escape(python)}</Command>
+      <Arguments>-m {module} --trigger cron</Arguments>
+      <WorkingDirectory>{escape(project_windows)}</WorkingDirectory>
+    </Exec>
+  </Actions>
+</Task>
+"""
+    return "\ufeff".encode("utf-16-le") + xml.encode("utf-16-le")
+
+
+def kubernetes_cronjob(entry: Entry, image: str) -> str:
+    """Return a CronJob manifest of one job (YAML)."""
+    _, hour = _fields(entry)
+    deadline = 240 if hour == "*" else 3600  # a late start is still worth it within this many seconds
+    name = f"casejobs-{entry.script}"
+    return f"""apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/part-of: casejobs
+spec:
+  schedule: "{entry.expression}"
+  timeZone: Asia/Kolkata
+  concurrencyPolicy: Forbid
+  startingDeadlineSeconds: {deadline}
+  successfulJobsHistoryLimit: 3
+  failedJobsHistoryLimit: 3
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: {entry.script}
+              image: {image}
+              command: ["/app/bin/{entry.script}", "--trigger", "cron"]
+              env:
+                - name: CASEJOBS_HOME
+                  value: /data
+              volumeMounts:
+                - name: casejobs-data
+                  mountPath: /data
+          volumes:
+            - name: casejobs-data
+              persistentVolumeClaim:
+                claimName: casejobs-data
+"""

@@ -1,0 +1,52 @@
+"""Monitoring pings, compatible with healthchecks.io: start, success, or failure with the exit status.
+
+A ping that fails or times out is logged as a warning and never changes a
+job's outcome (the job's own result always wins). Dry runs do not ping.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from lib.log import recent_lines
+from lib.settings import Settings
+
+BODY_LIMIT = 10_000  # bytes of log lines sent with the finish ping (healthchecks keeps 10 KB)
+
+
+def monitor_setting(job: str) -> str:
+    """Given a job name (dailySync), return its ping URL setting (monitor.daily_sync_url)."""
+    snake = "".join(f"_{letter.lower()}" if letter.isupper() else letter for letter in job)
+    return f"monitor.{snake}_url"
+
+
+class Monitor:
+    """The pings of one run: start() when it begins, finish(exit_code) when it ends."""
+
+    def __init__(self, settings: Settings, job: str, run_id: str, log: Any, dry_run: bool = False) -> None:
+        self.url = None if dry_run else (settings.get(monitor_setting(job)) or "").rstrip("/") or None
+        self.timeout = settings.get("monitor.timeout")
+        self.body_lines = settings.get("monitor.body_lines")
+        self.run_id = str(uuid.UUID(hex=run_id)) if len(run_id) == 32 else run_id
+        self.log = log
+
+    def start(self) -> None:
+        self._ping("/start", b"")
+
+    def finish(self, exit_code: int) -> None:
+        body = "\n".join(recent_lines(self.body_lines)).encode()[-BODY_LIMIT:]
+        self._ping("" if exit_code == 0 else f"/{exit_code}", body)
+
+    def _ping(self, suffix: str, body: bytes) -> None:
+        if not self.url:
+            return
+        try:
+            response = httpx.post(
+                f"{self.url}{suffix}", params={"rid": self.run_id}, content=body, timeout=self.timeout
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            self.log.warning("monitoring ping failed", ping=suffix or "/success", error=type(error).__name__)
