@@ -27,6 +27,16 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
 CATEGORIES = ("RESEARCH", "DRAFTING", "FILING", "HEARING_PREP", "CLIENT_COMMUNICATION", "ADMINISTRATIVE")
 
 WRITE_BATCH = 100  # summaries per upsert statement batch, all inside one transaction
+SUMMARY_COLUMNS = (
+    "user_id", *FIGURES, "tasks_by_category", "total", "overdue", "due_today", "due_this_week", "due_this_month",
+    "urgent", "by_priority", "workload_level", "refreshed_at",
+)  # fmt: skip
+# Plain SQL rather than sqlite-utils' upsert_all, which would create a missing table with guessed types.
+UPSERT = (
+    f"INSERT INTO user_pending_summaries ({', '.join(SUMMARY_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + column for column in SUMMARY_COLUMNS)}) "
+    f"ON CONFLICT (user_id) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in SUMMARY_COLUMNS[1:])}"
+)
 
 # (level, highest total, highest urgent, highest overdue) for every level but CRITICAL.
 WORKLOAD_LEVELS = (("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3))
@@ -216,7 +226,7 @@ def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
         for start in range(0, len(rows), WRITE_BATCH):
             if start:
                 context.checkpoint()
-            database["user_pending_summaries"].upsert_all(rows[start : start + WRITE_BATCH], pk="user_id")
+            database.conn.executemany(UPSERT, rows[start : start + WRITE_BATCH])
         removed = database.conn.execute(
             f"DELETE FROM user_pending_summaries WHERE user_id NOT IN "
             f"(SELECT id FROM users WHERE is_active = 1 AND role IN ({placeholders}))",

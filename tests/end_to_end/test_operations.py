@@ -1,0 +1,361 @@
+"""bin/jobctl operations against real system tools: crontab, cron, systemd-analyze; and monitoring pings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.builders import Dataset
+from tests.conftest import BIN, PROJECT, run_script, start_script
+from tests.smtp_server import free_port
+
+FOREIGN = "# the firm's own jobs\nMAILTO=it@firm.example\n15 2 * * 1 /usr/local/bin/weekly-report --all\n"
+needs_crontab = pytest.mark.skipif(
+    shutil.which("crontab") is None, reason="needs the crontab program (.ci/run installs cron)"
+)
+
+
+def crontab_text() -> str:
+    result = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    return result.stdout if result.returncode == 0 else ""
+
+
+@pytest.fixture
+def user_crontab() -> Iterator[None]:
+    """The real crontab of this user, put back as it was after the test."""
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    try:
+        yield
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True, check=False)
+
+
+@needs_crontab
+def test_install_keeps_foreign_lines_and_uninstall_restores_them_byte_for_byte(home: Path, user_crontab) -> None:
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+
+    first = run_script("jobctl", "install", "--cron-flavor", "debian", "--host-tz", "UTC", home=home)
+    after_first = crontab_text()
+    second = run_script("jobctl", "install", "--cron-flavor", "debian", "--host-tz", "UTC", home=home)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "already installed" in second.stdout
+    assert crontab_text() == after_first
+    assert after_first.startswith(FOREIGN)
+    assert "# BEGIN casejobs" in after_first and after_first.rstrip().endswith("# END casejobs")
+    assert (
+        f"0 1 * * * CASEJOBS_HOME={home} {BIN / 'daily-sync'} --trigger cron >> {home / 'log' / 'daily-sync.log'} 2>&1"
+        in after_first
+    )
+    assert "@reboot" in after_first and "catch-up" in after_first
+
+    removed = run_script("jobctl", "uninstall", home=home)
+
+    assert removed.returncode == 0
+    assert crontab_text() == FOREIGN
+
+
+@needs_crontab
+def test_cron_tz_is_written_where_it_is_honoured(home: Path, user_crontab) -> None:
+    result = run_script(
+        "jobctl", "install", "--dry-run", "--cron-flavor", "cronie", "--host-tz", "America/New_York", home=home
+    )
+    assert result.returncode == 0
+    assert "CRON_TZ=Asia/Kolkata" in result.stdout and "30 6 * * * " in result.stdout
+    assert "# BEGIN casejobs" not in crontab_text()  # a dry run changes nothing
+
+
+def test_install_refuses_when_crontab_cannot_be_read(home: Path, tmp_path: Path) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "crontab"
+    fake.write_text("#!/bin/sh\necho 'crontab: permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+
+    result = run_script("jobctl", "install", "--cron-flavor", "debian", home=home, PATH=f"{fake_bin}:/usr/bin:/bin")
+
+    assert result.returncode == 1
+    assert "crontab -l failed, so nothing was touched: crontab: permission denied" in result.stderr
+
+
+def test_export_systemd_calendars_are_accepted(home: Path, tmp_path: Path) -> None:
+    result = run_script("jobctl", "export", "--format", "systemd", "--out", str(tmp_path), home=home)
+    assert result.returncode == 0, result.stderr
+    timers = sorted(tmp_path.glob("*.timer"))
+    assert [timer.name for timer in timers] == [
+        "casejobs-daily-sync.timer",
+        "casejobs-nightly-backup.timer",
+        "casejobs-sla-check.timer",
+        "casejobs-user-pending-refresh.timer",
+    ]
+    calendars = [
+        line.split("=", 1)[1]
+        for timer in timers
+        for line in timer.read_text().splitlines()
+        if line.startswith("OnCalendar=")
+    ]
+    assert "*-*-* 06:30:00 Asia/Kolkata" in calendars and "*-*-* *:00/5:00 Asia/Kolkata" in calendars
+    assert all("Persistent=true" in timer.read_text() for timer in timers)
+    if shutil.which("systemd-analyze"):
+        for calendar in calendars:
+            check = subprocess.run(
+                ["systemd-analyze", "calendar", calendar], capture_output=True, text=True, check=False
+            )
+            assert check.returncode == 0, (calendar, check.stderr)
+
+
+def test_export_windows_tasks_are_utf16_xml_pinned_to_ist(home: Path, tmp_path: Path) -> None:
+    assert run_script("jobctl", "export", "--format", "windows", "--out", str(tmp_path), home=home).returncode == 0
+    namespace = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    for path in tmp_path.glob("*.xml"):
+        data = path.read_bytes()
+        assert data.startswith(b"\xff\xfe")  # UTF-16 (little endian) with its byte-order mark
+        root = ElementTree.fromstring(data.decode("utf-16"))
+        assert root.find("t:Triggers/t:CalendarTrigger/t:StartBoundary", namespace).text.endswith("+05:30")
+        assert root.find("t:Settings/t:MultipleInstancesPolicy", namespace).text == "IgnoreNew"
+        assert root.find("t:Settings/t:StartWhenAvailable", namespace).text == "true"
+        assert root.find("t:Settings/t:ExecutionTimeLimit", namespace).text.startswith("PT")
+    refresh = ElementTree.fromstring((tmp_path / "casejobs-user-pending-refresh.xml").read_bytes().decode("utf-16"))
+    assert refresh.find("t:Triggers/t:CalendarTrigger/t:Repetition/t:Interval", namespace).text == "PT5M"
+    backup = ElementTree.fromstring((tmp_path / "casejobs-nightly-backup.xml").read_bytes().decode("utf-16"))
+    assert backup.find("t:Triggers/t:CalendarTrigger/t:StartBoundary", namespace).text == "2026-01-01T23:30:00+05:30"
+
+
+def test_export_kubernetes_cronjobs(home: Path, tmp_path: Path) -> None:
+    assert run_script("jobctl", "export", "--format", "k8s", "--out", str(tmp_path), home=home).returncode == 0
+    manifest = yaml.safe_load((tmp_path / "casejobs-sla-check.yaml").read_text())
+    assert manifest["kind"] == "CronJob"
+    assert manifest["spec"]["schedule"] == "0 18 * * *"
+    assert manifest["spec"]["timeZone"] == "Asia/Kolkata"
+    assert manifest["spec"]["concurrencyPolicy"] == "Forbid"
+    assert manifest["spec"]["startingDeadlineSeconds"] > 0
+
+
+def seeded_home(home: Path, dataset: Dataset) -> None:
+    dataset.task(dataset.case(), dataset.user(), due_date="2026-11-20")
+
+
+def ledger(home: Path, job: str) -> list[dict]:
+    path = home / "ledger" / f"{job}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_catch_up_after_a_week_switched_off_runs_each_job_once(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    sim = {"CASEJOBS_ECOURTS_BASE_URL": "sim://", "CASEJOBS_ECOURTS_TOKEN": "demo-token"}
+    week_ago = "2026-11-18T23:45:00+05:30"
+    for script in ("daily-sync", "sla-check", "nightly-backup", "user-pending-refresh"):
+        assert run_script(script, "--trigger", "cron", home=home, CASEJOBS_NOW=week_ago, **sim).returncode == 0
+
+    result = run_script("jobctl", "catch-up", home=home, CASEJOBS_NOW="2026-11-25T23:45:00+05:30", **sim)
+    again = run_script("jobctl", "catch-up", home=home, CASEJOBS_NOW="2026-11-25T23:50:00+05:30", **sim)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for job in ("dailySync", "slaCheck", "nightlyBackup", "userPendingRefresh"):
+        catchups = [line for line in ledger(home, job) if line["event"] == "finish" and line["trigger"] == "catchup"]
+        assert len(catchups) == 1 and catchups[0]["status"] == "success", job
+    assert "dailySync: 7 slot(s) missed; running it once" in result.stdout
+    assert again.returncode == 0 and "running it once" not in again.stdout
+
+
+def test_jobstats_check_reports_problems_for_monitoring(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    assert run_script("user-pending-refresh", home=home, CASEJOBS_NOW="2026-11-25T12:00:00+05:30").returncode == 0
+
+    def check(now: str) -> subprocess.CompletedProcess[str]:
+        return run_script("jobstats", "--check", "--job", "userPendingRefresh", home=home, CASEJOBS_NOW=now)
+
+    fine, one_missed, many_missed = (
+        check("2026-11-25T12:09:00+05:30"),
+        check("2026-11-25T12:16:00+05:30"),
+        check("2026-11-25T13:00:00+05:30"),
+    )
+
+    assert (fine.returncode, fine.stdout.strip()) == (0, "OK all jobs on schedule")
+    assert (
+        one_missed.returncode == 1
+        and "WARNING userPendingRefresh: its last scheduled run was missed" in one_missed.stdout
+    )
+    assert many_missed.returncode == 2 and "CRITICAL userPendingRefresh: 10 scheduled runs missed" in many_missed.stdout
+    stats = json.loads(run_script("jobstats", "--json", home=home, CASEJOBS_NOW="2026-11-25T13:00:00+05:30").stdout)
+    assert stats["jobs"]["userPendingRefresh"]["overdue"] is True
+
+
+def test_a_failed_last_run_is_critical(home: Path, database_path: Path) -> None:
+    connection = __import__("sqlite3").connect(database_path)
+    connection.execute("DROP TABLE user_pending_summaries")
+    connection.commit()
+    assert run_script("user-pending-refresh", home=home).returncode == 1
+
+    result = run_script("jobstats", "--check", "--job", "user-pending-refresh", home=home)
+
+    assert result.returncode == 2 and "CRITICAL userPendingRefresh: last run failed" in result.stdout
+
+
+def test_a_second_cron_start_in_the_same_ist_slot_is_skipped(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    first = run_script("sla-check", "--trigger", "cron", home=home, CASEJOBS_NOW="2026-11-25T18:00:05+05:30")
+    second = run_script("sla-check", "--trigger", "cron", home=home, CASEJOBS_NOW="2026-11-25T19:00:00+05:30")
+    manual = run_script("sla-check", home=home, CASEJOBS_NOW="2026-11-25T19:01:00+05:30")
+
+    assert (first.returncode, second.returncode, manual.returncode) == (0, 0, 0)
+    statuses = [(line["trigger"], line["status"]) for line in ledger(home, "slaCheck") if line["event"] == "finish"]
+    assert statuses == [("cron", "success"), ("cron", "skipped"), ("manual", "success")]
+    assert "2026-11-25T18:00+05:30 slot already ran" in ledger(home, "slaCheck")[2]["details"]["reason"]
+
+
+def test_status_says_what_runs_and_what_is_overdue(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    process = start_script(
+        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="300"
+    )
+    try:
+        process.stderr.readline()  # the run has started
+        result = run_script("jobctl", "status", "--json", home=home)
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["jobs"]["userPendingRefresh"]["running"] is True
+    assert report["jobs"]["userPendingRefresh"]["pid"] == process.pid
+    assert report["jobs"]["nightlyBackup"]["next_run"].endswith("23:30+05:30")
+    assert set(report["schedule"]) == {"installed", "current", "error"}
+
+
+def test_run_passes_the_job_its_options(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    result = run_script("jobctl", "run", "userPendingRefresh", "--dry-run", home=home)
+    unknown = run_script("jobctl", "run", "nightlySink", home=home)
+
+    assert result.returncode == 0 and "user 1: total 1" in result.stdout
+    assert ledger(home, "userPendingRefresh")[-1]["trigger"] == "manual"
+    assert unknown.returncode == 2 and "unknown job 'nightlySink'" in unknown.stderr
+
+
+@needs_crontab
+def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, user_crontab) -> None:
+    seeded_home(home, dataset)
+    assert run_script("jobctl", "install", "--cron-flavor", "debian", home=home).returncode == 0
+    process = start_script(
+        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="300"
+    )
+    try:
+        process.stderr.readline()
+        result = run_script("jobctl", "uninstall", "--stop", home=home)
+        code = process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert result.returncode == 0 and "sent SIGTERM to userPendingRefresh" in result.stdout
+    assert code == 143
+    assert ledger(home, "userPendingRefresh")[-1]["status"] == "interrupted"
+    assert "# BEGIN casejobs" not in crontab_text()
+
+
+class _PingRecorder(BaseHTTPRequestHandler):
+    received: list[tuple[str, bytes]]
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def ping_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PingRecorder)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_monitoring_pings_start_and_finish_with_the_run_id(
+    home: Path, dataset: Dataset, database_path: Path, ping_server
+) -> None:
+    seeded_home(home, dataset)
+    url = f"http://127.0.0.1:{ping_server.server_address[1]}/ping/abc"
+
+    ok = run_script("user-pending-refresh", home=home, CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url)
+    connection = __import__("sqlite3").connect(database_path)
+    connection.execute("DROP TABLE user_pending_summaries")
+    connection.commit()
+    failed = run_script("user-pending-refresh", home=home, CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url)
+
+    assert (ok.returncode, failed.returncode) == (0, 1)
+    paths = [path for path, _ in ping_server.received]
+    run_ids = [line["run_id"] for line in ledger(home, "userPendingRefresh") if line["event"] == "start"]
+    rids = [__import__("uuid").UUID(hex=run_id) for run_id in run_ids]
+    assert paths == [
+        f"/ping/abc/start?rid={rids[0]}",
+        f"/ping/abc?rid={rids[0]}",
+        f"/ping/abc/start?rid={rids[1]}",
+        f"/ping/abc/1?rid={rids[1]}",
+    ]
+    assert b"run finished" in ping_server.received[3][1]  # the last log lines go with the finish
+
+
+def test_a_dead_ping_url_changes_nothing(home: Path, dataset: Dataset) -> None:
+    seeded_home(home, dataset)
+    result = run_script(
+        "user-pending-refresh",
+        home=home,
+        CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=f"http://127.0.0.1:{free_port()}/ping",
+        CASEJOBS_MONITOR_TIMEOUT="1",
+    )
+    assert result.returncode == 0
+    assert ledger(home, "userPendingRefresh")[-1]["status"] == "success"
+    assert "monitoring ping failed" in result.stderr
+
+
+@pytest.mark.slow
+@needs_crontab
+@pytest.mark.skipif(shutil.which("cron") is None, reason="needs Debian's cron daemon (.ci/run installs it)")
+def test_a_real_cron_daemon_runs_the_installed_job(home: Path, dataset: Dataset, user_crontab) -> None:
+    seeded_home(home, dataset)
+    assert run_script("jobctl", "install", "--cron-flavor", "debian", home=home).returncode == 0
+    every_minute = f"* * * * * CASEJOBS_HOME={home} {BIN / 'user-pending-refresh'} --trigger cron >> {home / 'log' / 'test.log'} 2>&1\n"
+    subprocess.run(["crontab", "-"], input=crontab_text() + every_minute, text=True, check=True)
+    daemon = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not any(
+            line["event"] == "finish" and line["trigger"] == "cron" for line in ledger(home, "userPendingRefresh")
+        ):
+            time.sleep(1)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=10)
+    finishes = [
+        line for line in ledger(home, "userPendingRefresh") if line["event"] == "finish" and line["trigger"] == "cron"
+    ]
+    assert finishes, (home / "log" / "test.log").read_text() if (home / "log" / "test.log").exists() else "no log"
+    assert finishes[0]["status"] == "success"
+    assert PROJECT.exists()
