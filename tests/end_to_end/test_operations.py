@@ -272,7 +272,7 @@ def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, u
 class _PingRecorder(BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]]
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.received.append((self.path, body))
         self.send_response(200)
