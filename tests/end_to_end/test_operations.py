@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.builders import Dataset
-from tests.conftest import BIN, PROJECT, run_script, start_script
+from tests.conftest import BIN, run_script, start_script
 from tests.smtp_server import free_port
 
 FOREIGN = "# the firm's own jobs\nMAILTO=it@firm.example\n15 2 * * 1 /usr/local/bin/weekly-report --all\n"
@@ -347,7 +347,8 @@ def test_a_real_cron_daemon_runs_the_installed_job(home: Path, dataset: Dataset,
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and not any(
-            line["event"] == "finish" and line["trigger"] == "cron" for line in ledger(home, "userPendingRefresh")
+            line["event"] == "finish" and line["trigger"] == "cron" and line["status"] == "success"
+            for line in ledger(home, "userPendingRefresh")
         ):
             time.sleep(1)
     finally:
@@ -357,5 +358,7 @@ def test_a_real_cron_daemon_runs_the_installed_job(home: Path, dataset: Dataset,
         line for line in ledger(home, "userPendingRefresh") if line["event"] == "finish" and line["trigger"] == "cron"
     ]
     assert finishes, (home / "log" / "test.log").read_text() if (home / "log" / "test.log").exists() else "no log"
-    assert finishes[0]["status"] == "success"
-    assert PROJECT.exists()
+    # On a minute that is also the block's own */5 slot, both lines start: one works, the other is
+    # locked out or finds the slot done.
+    assert "success" in {line["status"] for line in finishes}
+    assert {line["status"] for line in finishes} <= {"success", "locked", "skipped"}
