@@ -9,8 +9,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
-
 from lib.log import recent_lines
 from lib.settings import Settings
 
@@ -43,6 +41,8 @@ class Monitor:
     def _ping(self, suffix: str, body: bytes) -> None:
         if not self.url:
             return
+        import httpx  # here: most runs ping nothing, and every run would pay for the import
+
         try:
             response = httpx.post(
                 f"{self.url}{suffix}", params={"rid": self.run_id}, content=body, timeout=self.timeout
