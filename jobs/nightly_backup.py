@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import re
 import sqlite3
-import sys
 import threading
 import time
 import zipfile
@@ -329,10 +328,6 @@ def backup(context: RunContext) -> Outcome:
     return Outcome(items=len(members), details=details)
 
 
-def _verbose() -> bool:
-    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
-
-
 def _backups_folder() -> Path:
     return load_settings().home / "backups"
 
@@ -341,7 +336,7 @@ def _backups_folder() -> Path:
 @click.argument("package", required=False, type=click.Path(dir_okay=False))
 @click.option("--all", "check_all", is_flag=True, help="Verify every package in the backups folder.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("nightly-backup verify", _verbose)
+@report_errors("nightly-backup verify")
 def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
     """Verify a package (default: the newest): checksums, the ZIP's CRCs and integrity_check
     of the database inside. Exit 1 naming the package and member if anything fails.
@@ -375,7 +370,7 @@ def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False), help="Where to write the database.")
 @click.option("--force", is_flag=True, help="Replace an existing file (kept beside it as PATH.bak-<timestamp>).")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("nightly-backup restore", _verbose)
+@report_errors("nightly-backup restore")
 def restore_command(package: str, target: str, force: bool, verbose: bool) -> None:
     """Restore the database of a package to PATH, after verifying the package.
 

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 TRIGGERS = ("cron", "manual", "catchup")
 
 
-def report_errors(program: str, verbose: Callable[[], bool]) -> Callable:
+def _verbose_from_argv() -> bool:
+    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+
+
+def report_errors(program: str, verbose: Callable[[], bool] = _verbose_from_argv) -> Callable:
     """Decorate a command body so that errors end as one plain line and the right exit code."""
 
     def decorate(body: Callable) -> Callable:
@@ -47,10 +51,6 @@ def report_errors(program: str, verbose: Callable[[], bool]) -> Callable:
         return wrapper
 
     return decorate
-
-
-def _verbose_from_argv() -> bool:
-    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
 
 
 def common_job_options(command: Callable) -> Callable:
@@ -93,7 +93,7 @@ def job_command(
     that runs the job when called without one.
     """
 
-    @report_errors(program, _verbose_from_argv)
+    @report_errors(program)
     def body(
         db: str | None,
         dry_run: bool,

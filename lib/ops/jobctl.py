@@ -33,10 +33,6 @@ from lib.settings import PROJECT_ROOT, load_settings
 from lib.stats import collect_runs, ist_text
 
 
-def _verbose() -> bool:
-    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
-
-
 @click.group(name="jobctl", context_settings={"help_option_names": ["-h", "--help"]})
 def jobctl() -> None:
     """Operate casejobs: the database, the schedule, and running jobs by hand."""
@@ -50,7 +46,7 @@ def database_group() -> None:
 @database_group.command(name="init")
 @click.option("--db", type=click.Path(dir_okay=False), help="The SQLite database [env CASEJOBS_DB].")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl", _verbose)
+@report_errors("jobctl")
 def database_init(db: str | None, verbose: bool) -> None:
     """Create the database, or migrate it to the current schema (safe to run again)."""
     settings = load_settings({"core.db": db})
@@ -83,7 +79,7 @@ def database_init(db: str | None, verbose: bool) -> None:
     help="Random seed: the same seed and day give the same data.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl", _verbose)
+@report_errors("jobctl")
 def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -> None:
     """Fill a new, empty database with realistic demo data (creating it if needed)."""
     settings = load_settings({"core.db": db})
@@ -122,7 +118,7 @@ def _entry_or_usage(job: str) -> Entry:
 @click.option("--host-tz", help="The zone cron keeps time in [default: this host's].")
 @click.option("--cron-flavor", type=click.Choice(crontab.FLAVORS), help="The cron daemon [default: detected].")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl install", _verbose)
+@report_errors("jobctl install")
 def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None, verbose: bool) -> None:
     """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing)."""
     settings = load_settings()
@@ -148,7 +144,7 @@ def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None,
 @click.option("--wait", "wait_for_jobs", is_flag=True, help="Then wait for running jobs to finish.")
 @click.option("--stop", "stop_jobs", is_flag=True, help="Then send running jobs SIGTERM (they finish their item).")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl uninstall", _verbose)
+@report_errors("jobctl uninstall")
 def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> None:
     """Remove the casejobs block from your crontab; every other line stays as it was."""
     if wait_for_jobs and stop_jobs:
@@ -182,7 +178,7 @@ def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> No
 @jobctl.command(name="status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl status", _verbose)
+@report_errors("jobctl status")
 def status_command(as_json: bool, verbose: bool) -> None:
     """Whether the schedule is installed and current; per job: running, last run, next run, overdue."""
     settings = load_settings()
@@ -239,7 +235,7 @@ def run_command(job: str, job_arguments: tuple[str, ...]) -> None:
 @jobctl.command(name="catch-up")
 @click.option("--dry-run", is_flag=True, help="Say which jobs would run, run none.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl catch-up", _verbose)
+@report_errors("jobctl catch-up")
 def catch_up_command(dry_run: bool, verbose: bool) -> None:
     """Run, once, each job whose latest IST slot passed (beyond the grace) with no good run since."""
     settings = load_settings()
@@ -278,7 +274,7 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
 )
 @click.option("--image", default="casejobs:latest", show_default=True, help="The container image (k8s).")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl export", _verbose)
+@report_errors("jobctl export")
 def export_command(export_format: str, out: str | None, windows_project: str, image: str, verbose: bool) -> None:
     """Write the schedule for systemd timers, Windows Task Scheduler or Kubernetes, from crontab.ist."""
     settings = load_settings()

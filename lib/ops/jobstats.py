@@ -20,10 +20,6 @@ from lib.settings import load_settings
 from lib.stats import REPORTED_STATUSES, build_reports, parse_since
 
 
-def _verbose() -> bool:
-    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
-
-
 def _format_duration(milliseconds: int | None) -> str:
     if milliseconds is None:
         return "-"
@@ -93,7 +89,7 @@ def render_text(summary: dict[str, Any]) -> str:
     "2 CRITICAL (last run failed or crashed, or more than one slot missed).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobstats", _verbose)
+@report_errors("jobstats")
 def jobstats(job: str | None, since: str | None, as_json: bool, check: bool, verbose: bool) -> None:
     """Summarise the ledger per job: runs and counts per status, success rate, last run,
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
