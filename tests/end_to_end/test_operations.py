@@ -269,6 +269,25 @@ def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, u
     assert "# BEGIN casejobs" not in crontab_text()
 
 
+@needs_crontab
+def test_uninstall_wait_lets_a_running_job_finish(home: Path, dataset: Dataset, user_crontab) -> None:
+    seeded_home(home, dataset)
+    assert run_script("jobctl", "install", "--cron-flavor", "debian", home=home).returncode == 0
+    process = start_script(
+        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="200"
+    )
+    try:
+        process.stderr.readline()
+        result = run_script("jobctl", "uninstall", "--wait", home=home)
+        code = process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert result.returncode == 0 and "waiting for userPendingRefresh to finish" in result.stdout
+    assert code == 0 and ledger(home, "userPendingRefresh")[-1]["status"] == "success"
+
+
 class _PingRecorder(BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]]
 

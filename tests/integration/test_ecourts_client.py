@@ -184,3 +184,15 @@ def test_the_token_is_in_no_error_message(ecourts, client) -> None:
             client.fetch(cnr)
         messages.append(str(raised.value))
     assert all(ECOURTS_TOKEN not in message for message in messages)
+
+
+def test_faults_injected_at_a_rate(ecourts) -> None:
+    simulator, server = ecourts
+    simulator.fault_rate, simulator.rate_fault = 1.0, "502"
+    client = client_for(server.base_url, retries=1)
+    with pytest.raises(CaseError, match="upstream error 502"):
+        client.fetch(CNR)
+    simulator.fault_rate = 0.0
+    assert client.fetch(CNR).cnr == CNR
+    assert [request.fault for request in simulator.log] == ["502", "502", None]
+    client.close()
