@@ -248,20 +248,25 @@ def test_run_passes_the_job_its_options(home: Path, dataset: Dataset) -> None:
     assert unknown.returncode == 2 and "unknown job 'nightlySink'" in unknown.stderr
 
 
-@needs_crontab
-def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, user_crontab) -> None:
+def uninstall_during_a_run(home: Path, dataset: Dataset, flag: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Install, start a slow run, uninstall with flag while it works; return uninstall's result and the run's exit code."""
     seeded_home(home, dataset)
     assert run_script("jobctl", "install", "--cron-flavor", "debian", home=home).returncode == 0
     process = start_script(
-        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="300"
+        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="250"
     )
     try:
-        process.stderr.readline()
-        result = run_script("jobctl", "uninstall", "--stop", home=home)
-        code = process.wait(timeout=30)
+        process.stderr.readline()  # the run has started
+        result = run_script("jobctl", "uninstall", flag, home=home)
+        return result, process.wait(timeout=30)
     finally:
         process.kill()
         process.communicate()
+
+
+@needs_crontab
+def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, user_crontab) -> None:
+    result, code = uninstall_during_a_run(home, dataset, "--stop")
 
     assert result.returncode == 0 and "sent SIGTERM to userPendingRefresh" in result.stdout
     assert code == 143
@@ -271,18 +276,7 @@ def test_uninstall_stop_interrupts_a_running_job(home: Path, dataset: Dataset, u
 
 @needs_crontab
 def test_uninstall_wait_lets_a_running_job_finish(home: Path, dataset: Dataset, user_crontab) -> None:
-    seeded_home(home, dataset)
-    assert run_script("jobctl", "install", "--cron-flavor", "debian", home=home).returncode == 0
-    process = start_script(
-        "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="200"
-    )
-    try:
-        process.stderr.readline()
-        result = run_script("jobctl", "uninstall", "--wait", home=home)
-        code = process.wait(timeout=30)
-    finally:
-        process.kill()
-        process.communicate()
+    result, code = uninstall_during_a_run(home, dataset, "--wait")
 
     assert result.returncode == 0 and "waiting for userPendingRefresh to finish" in result.stdout
     assert code == 0 and ledger(home, "userPendingRefresh")[-1]["status"] == "success"
