@@ -264,7 +264,7 @@ def test_no_base_url_is_a_configuration_error(home, cases) -> None:
 @pytest.mark.slow
 def test_sigkill_mid_run_leaves_every_case_whole_or_untouched(home, dataset, ecourts, database_path) -> None:
     simulator, server = ecourts
-    simulator.latency = 0.05
+    simulator.latency = 0.2  # 60 cases, 4 at a time: about 3 s of work, killed half-way
     lawyer = dataset.user()
     ids = [dataset.case(lawyer_id=lawyer, cnr=cnr(number)) for number in range(100, 160)]
     process = start_script(
