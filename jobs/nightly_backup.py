@@ -206,6 +206,7 @@ def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -
             ("audit-logs.json", recent_audit_logs(copy, context.now)),
         ):
             context.checkpoint()
+            context.log.info("exporting", member=name)
             with writer.member(name) as member:
                 write_json_array(member, records, context)
         return table_counts(copy)
@@ -237,6 +238,7 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
         checker.join()
         _raise_unless_sound(checker.verdict)
         context.checkpoint()
+        context.log.info("adding the database", member="database.db", integrity_check=checker.verdict)
         writer.add_file("database.db", copy_path, rows=sum(tables.values()))
         manifest = writer.close(
             {
@@ -250,6 +252,7 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
                 "tables": tables,
             }
         )
+        context.log.info("verifying the package")
         verification = verify_package(writer.temporary_path)
         if not verification.ok:
             raise CasejobsError(f"the new package failed verification: {'; '.join(verification.problems)}")
@@ -308,6 +311,7 @@ def backup(context: RunContext) -> Outcome:
     copy_path = folder / f".casejobs-copy-{os.getpid()}.db"
     try:
         online_backup(context.database.conn, copy_path)
+        context.log.info("database copied", bytes=copy_path.stat().st_size)
         context.checkpoint()
         manifest = write_package(context, copy_path, final_path, started)
     finally:
