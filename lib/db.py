@@ -115,11 +115,6 @@ def write_transaction(database: sqlite_utils.Database) -> Iterator[sqlite_utils.
     connection.execute("COMMIT")
 
 
-def integrity_ok(database: sqlite_utils.Database) -> bool:
-    """Return True when PRAGMA integrity_check finds nothing wrong."""
-    return database.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
 READERS = 2  # the machines we run on have two cores; more readers only queue
 
 

@@ -72,12 +72,6 @@ def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]
             yield record
 
 
-def ledger_files(home: Path) -> list[Path]:
-    """Return every job's ledger file under CASEJOBS_HOME, sorted by name."""
-    folder = home / "ledger"
-    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-
-
 TAIL_BYTES = 256 * 1024
 
 

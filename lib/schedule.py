@@ -84,8 +84,3 @@ def find_entry(job: str, path: Path = CRONTAB_PATH) -> Entry | None:
     """Given a job name (dailySync) or script name (daily-sync), return its entry, if scheduled."""
     name = job_name_for_script(job) if "-" in job else job
     return next((entry for entry in read_schedule(path) if entry.job == name), None)
-
-
-def job_names(path: Path = CRONTAB_PATH) -> list[str]:
-    """Return every scheduled job's name, in file order."""
-    return [entry.job for entry in read_schedule(path)]
