@@ -32,51 +32,30 @@ def _path(value: str) -> Path:
     return Path(value).expanduser()
 
 
-def _whole_number(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
+def _number(low: float, high: float | None = None, kind: type = int) -> Callable[[str], Any]:
+    """Return a parser of a number from low to high (no upper bound when high is None)."""
+
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if number < low or (high is not None and number > high):
+            raise ValueError(f"must be from {low} to {high}" if high is not None else f"must be at least {low}")
+        return number
+
+    return parse
 
 
-def _smtp_security(value: str) -> str:
-    if value not in ("starttls", "tls", "none"):
-        raise ValueError("must be starttls, tls or none")
-    return value
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """Return a parser that accepts only the given words."""
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
+
+    return parse
 
 
-def _compression_level(value: str) -> int:
-    number = int(value)
-    if not 0 <= number <= 9:
-        raise ValueError("must be from 0 (store) to 9")
-    return number
-
-
-def _rate(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be above 0")
-    return number
-
-
-def _concurrency(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 10:
-        raise ValueError("must be from 1 to the provider's 10")
-    return number
-
-
-def _port(value: str) -> int:
-    number = int(value)
-    if not 0 < number < 65536:
-        raise ValueError("must be a port number from 1 to 65535")
-    return number
-
-
-def _log_format(value: str) -> str:
-    if value not in ("auto", "json", "console"):
-        raise ValueError("must be auto, json or console")
-    return value
+_whole_number = _number(0)
 
 
 @dataclass(frozen=True)
@@ -116,7 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
         "jobs run only when this is `desktop`; the application's own APP_MODE is read when unset",
     ),
     Setting("core", "now", None, _text, "freezes the clock at this ISO-8601 instant (replays and tests)"),
-    Setting("core", "log_format", "auto", _log_format, "auto (console on a terminal, JSON otherwise), json or console"),
+    Setting(
+        "core",
+        "log_format",
+        "auto",
+        _one_of("auto", "json", "console"),
+        "auto (console on a terminal, JSON otherwise), json or console",
+    ),
     Setting(
         "core",
         "max_runtime",
@@ -129,8 +114,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("core", "debug_item_delay_ms", "0", _whole_number, "testing aid: pause this long at every item boundary"),
     Setting("smtp", "host", None, _text, "SMTP server; unset means in-app notifications only"),
-    Setting("smtp", "port", "587", _port, "SMTP port"),
-    Setting("smtp", "security", "starttls", _smtp_security, "starttls, tls (implicit) or none"),
+    Setting("smtp", "port", "587", _number(1, 65535), "SMTP port"),
+    Setting("smtp", "security", "starttls", _one_of("starttls", "tls", "none"), "starttls, tls (implicit) or none"),
     Setting("smtp", "user", None, _text, "SMTP login, if the server asks for one"),
     Setting("smtp", "password", None, _text, "SMTP password", secret=True),
     Setting("smtp", "password_file", None, _path, "file holding the SMTP password, readable only by its owner"),
@@ -138,16 +123,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "timeout", "20", _whole_number, "seconds to wait for the SMTP server"),
     Setting("backup", "retention_days", "30", _whole_number, "delete packages older than this many days"),
     Setting("backup", "keep_newest", "7", _whole_number, "never delete one of this many newest verified packages"),
-    Setting("backup", "compression_level", "1", _compression_level, "zlib level of the package, 1 (fast) to 9"),
+    Setting("backup", "compression_level", "1", _number(0, 9), "zlib level of the package, 1 (fast) to 9"),
     Setting("ecourts", "base_url", None, _text, "the aggregator's base URL; sim:// is the built-in simulator"),
     Setting("ecourts", "token", None, _text, "the API token", secret=True),
     Setting("ecourts", "token_file", None, _path, "file holding the API token, readable only by its owner"),
     Setting("ecourts", "connect_timeout", "5", _whole_number, "seconds to wait for a connection"),
     Setting("ecourts", "read_timeout", "30", _whole_number, "seconds to wait for an answer"),
     Setting(
-        "ecourts", "rate_per_minute", "60", _rate, "requests a minute at most (eCourtsIndia publishes 100 a minute)"
+        "ecourts",
+        "rate_per_minute",
+        "60",
+        _number(0.001, None, float),
+        "requests a minute at most (eCourtsIndia publishes 100 a minute)",
     ),
-    Setting("ecourts", "concurrency", "1", _concurrency, "requests in flight at once, 1 to 10"),
+    Setting("ecourts", "concurrency", "1", _number(1, 10), "requests in flight at once, 1 to 10"),
     Setting(
         "ecourts", "retries", "3", _whole_number, "retries of a request after a 429, 5xx, timeout or lost connection"
     ),
