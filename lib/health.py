@@ -17,6 +17,7 @@ from lib import ledger
 from lib.clock import format_utc, parse_utc
 from lib.lock import is_locked, lock_path
 from lib.schedule import Entry
+from lib.settings import Settings
 
 GOOD = ("success", "partial")
 INSTALLED_MARKER = "installed-at"
@@ -85,8 +86,10 @@ def running_pid(home: Path, job: str) -> int | None:
         return -1  # held, by a process that left no pid
 
 
-def job_health(home: Path, entry: Entry, now: dt.datetime, grace: dt.timedelta) -> JobHealth:
+def job_health(settings: Settings, entry: Entry, now: dt.datetime) -> JobHealth:
     """Return how the job stands: missed slots since its newest good run (or the install)."""
+    home = settings.home
+    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
     good = last_good_start(home, entry.job, now)
     reference = max((moment for moment in (good, installed_at(home)) if moment is not None), default=None)
     missed = entry.slots_between(reference, now - grace) if reference else 0

@@ -7,7 +7,6 @@ export); running jobs by hand (run) and catching up missed runs (catch-up).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
@@ -183,7 +182,6 @@ def status_command(as_json: bool, verbose: bool) -> None:
     """Whether the schedule is installed and current; per job: running, last run, next run, overdue."""
     settings = load_settings()
     now = settings.now()
-    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
     try:
         block = crontab.installed_block(crontab.read_crontab())
         current = crontab.plan_block(settings.home, now=now).lines
@@ -192,7 +190,7 @@ def status_command(as_json: bool, verbose: bool) -> None:
         schedule = {"installed": None, "current": None, "error": str(error)}
     jobs = {}
     for entry in read_schedule():
-        health = job_health(settings.home, entry, now, grace)
+        health = job_health(settings, entry, now)
         last = collect_runs(ledger_path(settings.home, entry.job), None).last
         jobs[entry.job] = {
             "running": health.running_pid is not None,
@@ -240,12 +238,11 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
     """Run, once, each job whose latest IST slot passed (beyond the grace) with no good run since."""
     settings = load_settings()
     now = settings.now()
-    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
     worst = 0
     for entry in read_schedule():
         if not entry.script_path.exists():
             continue
-        health = job_health(settings.home, entry, now, grace)
+        health = job_health(settings, entry, now)
         if not health.overdue:
             continue
         if health.running_pid:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 import warnings
@@ -111,8 +110,7 @@ def jobstats(job: str | None, since: str | None, as_json: bool, check: bool, ver
     if damaged:
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
         click.echo(f"jobstats: warning: {damaged[0]}{more}", err=True)
-    grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
-    health = {entry.job: job_health(settings.home, entry, now, grace) for entry in entries if entry.job in reports}
+    health = {entry.job: job_health(settings, entry, now) for entry in entries if entry.job in reports}
     summary = {
         "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
         "since": since_moment.astimezone(clock.IST).isoformat(timespec="seconds") if since_moment else None,
