@@ -226,27 +226,27 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
             home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), "status": status, **fields}
         )
 
+    def not_started(status: str, reason: str) -> int:
+        """Record a run that did no work (skipped or locked): a finish line only."""
+        finish_line(status, duration_ms=0, items=0, errors=0, details={"reason": reason})
+        (log.info if status == "skipped" else log.warning)(f"run {status}", reason=reason)
+        return EXIT_BY_STATUS[status]
+
     app_mode = settings.get("core.app_mode")
     if app_mode != "desktop":
-        reason = f"APP_MODE is {app_mode!r}, not 'desktop'"
-        finish_line("skipped", duration_ms=0, items=0, errors=0, details={"reason": reason})
-        log.info("run skipped", reason=reason)
-        return EXIT_SUCCESS
+        return not_started("skipped", f"APP_MODE is {app_mode!r}, not 'desktop'")
 
     database = connect(settings.database_path, settings.get("core.busy_timeout_ms"))
     check_schema(database, settings.database_path)
 
     lock = JobLock(home, spec.name)
     if not lock.acquire():
-        finish_line("locked", duration_ms=0, items=0, errors=0, details={"reason": "another run holds the lock"})
-        log.warning("run not started: another run of this job holds the lock", lock=str(lock.path))
-        return EXIT_LOCKED
+        database.close()
+        return not_started("locked", f"another run of this job holds the lock {lock.path}")
     try:
         done_by = _slot_done_by(home, spec.name, now) if options.trigger == "cron" else None
         if done_by:
-            finish_line("skipped", duration_ms=0, items=0, errors=0, details={"reason": done_by})
-            log.info("run skipped", reason=done_by)
-            return EXIT_SUCCESS
+            return not_started("skipped", done_by)
         return _run_locked(spec, options, settings, database, now, base, home, log)
     finally:
         lock.release()
