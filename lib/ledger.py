@@ -47,6 +47,17 @@ def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
+def parse_line(raw: bytes) -> dict[str, Any] | None:
+    """Return the ledger record on one line, or None if the line is damaged or blank."""
+    try:
+        record = orjson.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "run_id" not in record or "event" not in record:
+        return None
+    return record
+
+
 def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]:
     """Given a ledger file, yield its records in order, skipping damaged lines with a warning.
 
@@ -59,11 +70,8 @@ def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]
         return
     with handle:
         for number, raw in enumerate(handle, 1):
-            try:
-                record = orjson.loads(raw)
-                if not isinstance(record, dict) or "run_id" not in record or "event" not in record:
-                    raise ValueError("not a ledger record")
-            except ValueError:
+            record = parse_line(raw)
+            if record is None:
                 if raw.strip():
                     warnings.warn(f"{path}:{number}: damaged ledger line skipped", DamagedLineWarning, stacklevel=2)
                 continue
@@ -92,12 +100,5 @@ def recent_records(path: Path, since: str) -> list[dict[str, Any]]:
     lines = data.split(b"\n")
     if size > TAIL_BYTES:
         lines = lines[1:]  # the first line is cut
-    records = []
-    for raw in lines:
-        try:
-            record = orjson.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and str(record.get("ts", "")) >= since:
-            records.append(record)
-    return records
+    records = (parse_line(raw) for raw in lines)
+    return [record for record in records if record is not None and str(record.get("ts", "")) >= since]
