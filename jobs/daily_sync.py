@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from lib.cli import job_command
+from lib.cli import job_command, main
 from lib.clock import format_utc
 from lib.db import write_transaction
 from lib.ecourts import CaseData, CaseError, ClientConfig, EcourtsClient, StopRun, normalise_cnr
@@ -29,6 +29,7 @@ from lib.ecourts_sim import Simulator, SimulatorTransport
 from lib.errors import ConfigError, JobFailed
 from lib.harness import JobSpec, Outcome, RunContext
 from lib.settings import Settings
+from lib.stop import DaemonPool
 
 CANDIDATES = """
 SELECT id, case_number, cnr, lawyer_id, next_hearing_date, ecourts_status, ecourts_stage, court_no, judge
@@ -233,8 +234,8 @@ def make_client(context: RunContext) -> EcourtsClient:
         # In-process there is no upstream to be polite to: no pacing.
         simulator = Simulator(token=config.token, today=context.today)
         unpaced = ClientConfig(**{**vars(config), "base_url": "http://simulator", "rate_per_minute": 60_000})
-        return EcourtsClient(unpaced, SimulatorTransport(simulator))
-    return EcourtsClient(config)
+        return EcourtsClient(unpaced, SimulatorTransport(simulator), sleep=context.stop_flag.sleep)
+    return EcourtsClient(config, sleep=context.stop_flag.sleep)
 
 
 @dataclass
@@ -273,13 +274,12 @@ def sync(context: RunContext) -> Outcome:
     client = make_client(context)
     with ExitStack() as stack:
         stack.callback(client.close)
-        pool = stack.enter_context(
-            concurrent.futures.ThreadPoolExecutor(max_workers=client.config.concurrency, thread_name_prefix="ecourts")
-        )
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        # Daemon workers: a stopped run never waits for a request in flight (it is abandoned).
+        pool = DaemonPool(client.config.concurrency, "ecourts")
+        stack.callback(pool.close)
         bar = _progress(stack, len(selection.cases))
         futures = {pool.submit(client.fetch, candidate.cnr): candidate for candidate in selection.cases}
-        for future in concurrent.futures.as_completed(futures):
+        for future in context.stop_flag.as_completed(futures):
             context.checkpoint()
             _settle(context, futures[future], future, tally, interactive=bar is not None)
             if bar is not None:
@@ -339,4 +339,4 @@ SPEC = JobSpec(
 command = job_command(SPEC, "daily-sync")
 
 if __name__ == "__main__":
-    command.main(prog_name=command.name)
+    main(command)

@@ -26,12 +26,14 @@ import orjson
 
 from lib import __version__
 from lib.archive import PackageWriter, extract_member, fsync_folder, integrity_check, read_manifest, verify_package
-from lib.cli import job_command, report_errors
+from lib.cli import job_command, main, report_errors
 from lib.clock import format_utc, now_utc
-from lib.errors import CasejobsError, UsageError
+from lib.errors import CasejobsError, StopRequested, UsageError
 from lib.harness import JobSpec, Outcome, RunContext
+from lib.home import make_private_folder
 from lib.schema import SCHEMA_VERSION
 from lib.settings import load_settings
+from lib.stop import StopFlag
 
 PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip$")
 LEFTOVER_NAME = re.compile(r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip\.tmp|copy)-\d+")
@@ -68,11 +70,30 @@ def remove_leftovers(folder: Path) -> list[str]:
     return removed
 
 
-def online_backup(source: sqlite3.Connection, destination: Path) -> None:
-    """Copy the live database with SQLite's online backup API, in one step: one point in time."""
+BACKUP_STEP_PAGES = 4096  # 16 MiB with 4 KiB pages: a stop is seen between two steps
+
+
+def online_backup(source: sqlite3.Connection, destination: Path, stop_flag: StopFlag | None = None) -> None:
+    """Copy the live database with SQLite's online backup API: one point in time, stoppable between steps.
+
+    The copy goes in steps so that a stop is seen between two of them. A read
+    transaction held on the source for the whole copy keeps every step on
+    the same snapshot: the application's writes meanwhile neither restart
+    the copy nor reach it.
+    """
     target = sqlite3.connect(destination)
     try:
-        source.backup(target)
+        source.execute("BEGIN")
+        try:
+            source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+            source.backup(
+                target,
+                pages=BACKUP_STEP_PAGES,
+                progress=(lambda status, remaining, total: stop_flag.check()) if stop_flag else None,
+            )
+        finally:
+            if source.in_transaction:
+                source.execute("ROLLBACK")
         target.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
     finally:
         target.close()
@@ -179,15 +200,17 @@ def recent_audit_logs(connection: sqlite3.Connection, now: dt.datetime) -> Itera
 
 
 class _IntegrityCheck(threading.Thread):
-    """integrity_check of the copy on a second core while the exports are written."""
+    """integrity_check of the copy on a second core while the exports are written (a stop interrupts it)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, stop_flag: StopFlag) -> None:
         super().__init__(name="integrity-check", daemon=True)
         self.path = path
+        self.stop_flag = stop_flag
         self.verdict = "not run"
 
     def run(self) -> None:
-        self.verdict = integrity_check(self.path)
+        with contextlib.suppress(StopRequested):  # the main thread sees the stop itself
+            self.verdict = integrity_check(self.path, self.stop_flag)
 
 
 def table_counts(connection: sqlite3.Connection) -> dict[str, int]:
@@ -198,7 +221,8 @@ def table_counts(connection: sqlite3.Connection) -> dict[str, int]:
 
 def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -> dict[str, int]:
     """Stream the JSON exports from the copy into the package; return the copy's row count per table."""
-    copy = sqlite3.connect(f"file:{copy_path}?mode=ro", uri=True)
+    copy = sqlite3.connect(f"file:{copy_path}?mode=ro", uri=True, check_same_thread=False)
+    unregister = context.stop_flag.on_stop(copy.interrupt)  # a stop interrupts the export's statements
     try:
         for name, records in (
             ("cases.json", nested_cases(copy)),
@@ -211,6 +235,7 @@ def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -
                 write_json_array(member, records, context)
         return table_counts(copy)
     finally:
+        unregister()
         copy.close()
 
 
@@ -225,21 +250,21 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
     Raise CasejobsError (and leave no file behind) if the copy is not sound or
     the package does not verify.
     """
-    checker = _IntegrityCheck(copy_path)
+    checker = _IntegrityCheck(copy_path, context.stop_flag)
     checker.start()
     writer = PackageWriter(final_path, context.settings.get("backup.compression_level"))
     try:
         try:
             tables = write_exports(context, writer, copy_path)
         except sqlite3.DatabaseError:
-            checker.join()  # a damaged database usually breaks the exports first: say why
+            context.stop_flag.join(checker)  # a damaged database usually breaks the exports first: say why
             _raise_unless_sound(checker.verdict)
             raise
-        checker.join()
+        context.stop_flag.join(checker)
         _raise_unless_sound(checker.verdict)
         context.checkpoint()
         context.log.info("adding the database", member="database.db", integrity_check=checker.verdict)
-        writer.add_file("database.db", copy_path, rows=sum(tables.values()))
+        writer.add_file("database.db", copy_path, rows=sum(tables.values()), between_chunks=context.checkpoint)
         manifest = writer.close(
             {
                 "created_at": format_utc(context.now),
@@ -253,7 +278,7 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
             }
         )
         context.log.info("verifying the package")
-        verification = verify_package(writer.temporary_path)
+        verification = verify_package(writer.temporary_path, stop_flag=context.stop_flag)
         if not verification.ok:
             raise CasejobsError(f"the new package failed verification: {'; '.join(verification.problems)}")
         context.checkpoint()
@@ -299,6 +324,7 @@ def backup(context: RunContext) -> Outcome:
         exists = final_path.exists()
         click.echo(f"would {'keep' if exists and not context.force else 'write'} {final_path}")
         return Outcome(details={"package": str(final_path), "already_exists": exists})
+    make_private_folder(folder)
     leftovers = remove_leftovers(folder)
     if leftovers:
         context.log.info("removed what a dead run left", files=leftovers)
@@ -310,7 +336,7 @@ def backup(context: RunContext) -> Outcome:
         context.log.warning("today's package does not verify: making it again", problems=verification.problems)
     copy_path = folder / f".casejobs-copy-{os.getpid()}.db"
     try:
-        online_backup(context.database.conn, copy_path)
+        online_backup(context.database.conn, copy_path, context.stop_flag)
         context.log.info("database copied", bytes=copy_path.stat().st_size)
         context.checkpoint()
         manifest = write_package(context, copy_path, final_path, started)
@@ -429,4 +455,4 @@ SPEC = JobSpec(
 command = job_command(SPEC, "nightly-backup", subcommands=(verify_command, restore_command))
 
 if __name__ == "__main__":
-    command.main(prog_name=command.name)
+    main(command)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from lib.cli import job_command
+from lib.cli import job_command, main
 from lib.clock import Periods, format_utc, periods_for
 from lib.db import parallel_readers, write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
@@ -202,7 +202,7 @@ def compute_summaries(context: RunContext, periods: Periods) -> dict[int, Summar
     """
     summaries = {user_id: Summary(user_id) for user_id in active_internal_user_ids(context)}
     parameters = vars(periods)
-    with parallel_readers(context.settings) as run_query:
+    with parallel_readers(context.settings, context.stop_flag) as run_query:
         for source, rows in run_query([(source, source.sql, parameters) for source in SOURCES], context.checkpoint):
             for user_id, priority, category, count, *buckets in rows:
                 summary = summaries.get(user_id)
@@ -227,6 +227,7 @@ def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
             if start:
                 context.checkpoint()
             database.conn.executemany(UPSERT, rows[start : start + WRITE_BATCH])
+            context.log.debug("summaries batch written", rows=min(len(rows), start + WRITE_BATCH))
         removed = database.conn.execute(
             f"DELETE FROM user_pending_summaries WHERE user_id NOT IN "
             f"(SELECT id FROM users WHERE is_active = 1 AND role IN ({placeholders}))",
@@ -272,4 +273,4 @@ SPEC = JobSpec(
 command = job_command(SPEC, "user-pending-refresh")
 
 if __name__ == "__main__":
-    command.main(prog_name=command.name)
+    main(command)

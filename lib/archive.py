@@ -18,11 +18,14 @@ import sqlite3
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lib.stop import StopFlag
 
 CHUNK = 1 << 20
 MANIFEST = "manifest.json"
@@ -127,11 +130,15 @@ class PackageWriter:
             writer.close()
         self.members[name] = writer.finished()
 
-    def add_file(self, name: str, path: Path, rows: int | None = None) -> None:
-        """Copy a file into the package as a member, in chunks."""
+    def add_file(
+        self, name: str, path: Path, rows: int | None = None, between_chunks: Callable[[], None] | None = None
+    ) -> None:
+        """Copy a file into the package as a member, in chunks (calling between_chunks, which may raise, after each)."""
         with self.member(name) as writer, path.open("rb") as source:
             while chunk := source.read(CHUNK):
                 writer.write(chunk)
+                if between_chunks is not None:
+                    between_chunks()
         self.members[name].rows = rows
 
     def close(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -184,9 +191,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ValueError(f"{MANIFEST}: {error}") from None
 
 
-def verify_package(path: Path, check_database: bool = False) -> Verification:
+def verify_package(path: Path, check_database: bool = False, stop_flag: StopFlag | None = None) -> Verification:
     """Check a package: member names, the ZIP's own CRCs, each member's size and sha256 against
     the manifest and, with check_database, integrity_check of database.db inside.
+
+    With a stop_flag, a stop raises StopRequested within a chunk's time.
     """
     result = Verification(path)
     try:
@@ -208,18 +217,24 @@ def verify_package(path: Path, check_database: bool = False) -> Verification:
             result.problems.append(f"{name}: not in the manifest")
         # Two members at a time: inflating and hashing release the GIL, so both cores work.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            checks = {name: pool.submit(_check_member, archive, name, figures) for name, figures in expected.items()}
-        for name, check in checks.items():
-            if check.result():
-                result.problems.append(f"{name}: {check.result()}")
+            checks = {
+                name: pool.submit(_check_member, archive, name, figures, stop_flag)
+                for name, figures in expected.items()
+            }
+            for name, check in checks.items():
+                problem = stop_flag.wait_for(check) if stop_flag is not None else check.result()
+                if problem:
+                    result.problems.append(f"{name}: {problem}")
         if check_database and "database.db" in expected and result.ok:
-            problem = _check_database_inside(archive)
+            problem = _check_database_inside(archive, stop_flag)
             if problem:
                 result.problems.append(f"database.db: {problem}")
     return result
 
 
-def _check_member(archive: zipfile.ZipFile, name: str, figures: dict[str, Any]) -> str | None:
+def _check_member(
+    archive: zipfile.ZipFile, name: str, figures: dict[str, Any], stop_flag: StopFlag | None = None
+) -> str | None:
     digest = hashlib.sha256()
     size = 0
     try:
@@ -227,6 +242,8 @@ def _check_member(archive: zipfile.ZipFile, name: str, figures: dict[str, Any]) 
             while chunk := stream.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
+                if stop_flag is not None:
+                    stop_flag.check()
     except KeyError:
         return "missing"
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # a bad CRC or a broken stream
@@ -248,22 +265,31 @@ def extract_member(archive: zipfile.ZipFile, name: str, destination: Path) -> No
         os.fsync(target.fileno())
 
 
-def integrity_check(path: Path) -> str:
-    """Return PRAGMA integrity_check's verdict on a database file ("ok" when sound)."""
+def integrity_check(path: Path, stop_flag: StopFlag | None = None) -> str:
+    """Return PRAGMA integrity_check's verdict on a database file ("ok" when sound).
+
+    With a stop_flag, a stop interrupts the check and raises StopRequested.
+    """
+    unregister: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        if stop_flag is not None:
+            unregister = stop_flag.on_stop(connection.interrupt)
         try:
             rows = connection.execute("PRAGMA integrity_check").fetchall()
         finally:
+            unregister()
             connection.close()
     except sqlite3.DatabaseError as error:
+        if stop_flag is not None:
+            stop_flag.check()
         return str(error)
     return "; ".join(str(row[0]) for row in rows[:5])
 
 
-def _check_database_inside(archive: zipfile.ZipFile) -> str | None:
+def _check_database_inside(archive: zipfile.ZipFile, stop_flag: StopFlag | None = None) -> str | None:
     with tempfile.TemporaryDirectory(prefix="casejobs-verify-") as folder:
         copy = Path(folder) / "database.db"
         extract_member(archive, "database.db", copy)
-        verdict = integrity_check(copy)
+        verdict = integrity_check(copy, stop_flag)
     return None if verdict == "ok" else f"integrity_check: {verdict}"

@@ -7,7 +7,11 @@ traceback reaches the user only with -v.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import io
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,10 +25,88 @@ if TYPE_CHECKING:
     from lib.harness import JobSpec
 
 TRIGGERS = ("cron", "manual", "catchup")
+BROKEN_OUTPUT = (errno.EPIPE, errno.EINVAL, errno.EBADF)  # a reader that left, a closed descriptor
+
+
+class _ForgivingOutput(io.RawIOBase):
+    """A standard output descriptor whose reader may go away: writes after that are dropped, never raised."""
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+        self.broken = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def isatty(self) -> bool:
+        return not self.broken and os.isatty(self.descriptor)
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data))
+        if self.broken:
+            return size
+        try:
+            return os.write(self.descriptor, data)
+        except OSError as error:
+            if error.errno not in BROKEN_OUTPUT:
+                raise
+            self.broken = True  # `| head` has read enough: the run goes on and is recorded as it ends
+            return size
+
+
+def guard_standard_streams() -> None:
+    """Make closed or broken standard streams harmless for the rest of the process.
+
+    A closed descriptor 0, 1 or 2 is reopened on the null device (otherwise
+    the next file opened, a ledger say, would take its number and receive
+    output). stdout and stderr are rewrapped so that a reader that exits
+    (`| head -1`) makes further output vanish instead of failing the command.
+    """
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+    for name, descriptor in (("stdout", 1), ("stderr", 2)):
+        current = getattr(sys, name)
+        if isinstance(getattr(current, "buffer", None), io.BufferedWriter) and isinstance(
+            current.buffer.raw, _ForgivingOutput
+        ):
+            continue
+        with contextlib.suppress(Exception):
+            current.flush()
+        encoding = getattr(current, "encoding", None) or "utf-8"
+        errors = getattr(current, "errors", None) or "backslashreplace"
+        line_buffering = bool(getattr(current, "line_buffering", False)) or name == "stderr"
+        stream = io.TextIOWrapper(
+            io.BufferedWriter(_ForgivingOutput(descriptor)),
+            encoding=encoding,
+            errors=errors,
+            line_buffering=line_buffering,
+        )
+        setattr(sys, name, stream)
+
+
+def main(command: click.Command) -> None:
+    """Run a click command as a program: standard streams guarded first (even --help may meet `| head`)."""
+    guard_standard_streams()
+    command.main(prog_name=command.name)
 
 
 def _verbose_from_argv() -> bool:
     return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+
+
+def plural(count: int, word: str) -> str:
+    """Return `1 run`, `2 runs`: the count with its word, plural when it is not one."""
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def report_errors(program: str, verbose: Callable[[], bool] = _verbose_from_argv) -> Callable:

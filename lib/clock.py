@@ -36,14 +36,37 @@ def parse_frozen_now(text: str) -> dt.datetime:
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=IST)
-    return moment.astimezone(UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not in_range(utc):
+        raise ConfigError(
+            f"{NOW_VARIABLE}={text!r} is outside the years {EARLIEST_YEAR} to {LATEST_YEAR} that casejobs accepts"
+        )
+    return utc
+
+
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099  # the ledger's range: anything else is a broken clock
+
+
+def in_range(moment: dt.datetime) -> bool:
+    """Return True if the aware instant lies in the years casejobs accepts (2000 to 2099, UTC)."""
+    return EARLIEST_YEAR <= moment.astimezone(UTC).year <= LATEST_YEAR
 
 
 def now_utc(frozen: str | None = None) -> dt.datetime:
-    """Return the current instant (aware, UTC), or the frozen one when given CASEJOBS_NOW's text."""
+    """Return the current instant (aware, UTC), or the frozen one when given CASEJOBS_NOW's text.
+
+    Raise ConfigError if the clock reads outside the years 2000 to 2099: a
+    record stamped there would be nonsense to every reader.
+    """
     if frozen and frozen.strip():
         return parse_frozen_now(frozen)
-    return dt.datetime.now(UTC)
+    moment = dt.datetime.now(UTC)
+    if not in_range(moment):
+        raise ConfigError(f"the system clock reads {moment.isoformat()}, outside {EARLIEST_YEAR} to {LATEST_YEAR}")
+    return moment
 
 
 def to_ist(moment: dt.datetime) -> dt.datetime:

@@ -252,10 +252,16 @@ class Counters:
 class EcourtsClient:
     """Fetches cases from the aggregator: paced, retried with backoff and jitter, behind a breaker."""
 
-    def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.config = config
         self.counters = Counters()
-        self._pacer = Pacer(config.rate_per_minute)
+        self._sleep = sleep  # the run's stop-aware sleep: a stop ends any wait for pacing or a backoff
+        self._pacer = Pacer(config.rate_per_minute, sleep)
         self._consecutive_failures = 0
         self._stopped: str | None = None
         self._lock = threading.Lock()
@@ -313,7 +319,7 @@ class EcourtsClient:
             self.counters.add(retries=1)
             delay = retry_after if retry_after is not None else self.config.backoff_seconds * 2 ** (attempt - 1)
             delay += random.uniform(0, 0.1 * delay) if retry_after is None else 0  # jitter spreads retries apart
-            time.sleep(delay)
+            self._sleep(delay)
 
     def _attempt(self, cnr: str) -> CaseData | tuple[float | None, str]:
         """One request: the CaseData, or (seconds to wait or None, reason) when worth retrying."""

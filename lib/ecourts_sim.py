@@ -24,6 +24,7 @@ from typing import Any
 import click
 import httpx
 
+from lib.cli import main
 from lib.clock import IST
 
 FAULT_KINDS = (
@@ -416,4 +417,4 @@ def simulator_command(
 
 
 if __name__ == "__main__":
-    simulator_command.main(prog_name="ecourts-sim")
+    main(simulator_command)

@@ -29,6 +29,13 @@ class ConfigError(CasejobsError):
     exit_code = EXIT_CONFIG
 
 
+class DatabaseBusy(CasejobsError):
+    """The database stayed locked by another program for the whole busy timeout: a runtime failure."""
+
+    def __init__(self, message: str = "the database is locked by another program") -> None:
+        super().__init__(message)
+
+
 class UsageError(CasejobsError):
     """A command was called with words it cannot take."""
 

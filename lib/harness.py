@@ -1,21 +1,28 @@
 """The harness: the life of one run, the same for every job (design.md).
 
-settings -> APP_MODE guard -> database check -> lock -> ledger `start` ->
-the job's work (stoppable at item boundaries) -> audit row -> ledger `finish`.
-A job supplies only its work function; everything else lives here once.
+signal handlers -> settings -> APP_MODE guard -> lock -> database ->
+ledger `start` -> the job's work (stoppable) -> audit row -> ledger `finish`
+-> monitoring ping. A job supplies only its work function; everything else
+lives here once.
+
+Every way a run can end writes exactly one `finish` line, through one
+writer (RunRecord.finish): a run that did no work (skipped, locked, a
+configuration error, a database held by another program) writes that line
+only; a run that started writes it when the `with record.running(...)`
+block is left, by any path. Only SIGKILL or power loss leaves a `start`
+without its `finish`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
-import threading
+import os
+import sqlite3
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +30,9 @@ from typing import Any
 import sqlite_utils
 
 from lib import clock, ledger
-from lib.db import check_schema, connect, write_transaction
+from lib.db import check_database_file, check_schema, connect, write_transaction
 from lib.errors import (
+    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_PARTIAL,
@@ -33,15 +41,18 @@ from lib.errors import (
     EXIT_SUCCESS,
     EXIT_TIMEOUT,
     CasejobsError,
+    ConfigError,
+    DatabaseBusy,
     JobFailed,
     StopRequested,
 )
-from lib.home import prepare_home
+from lib.home import check_writable_home, is_writable_home, make_private_folder
 from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
 from lib.monitor import Monitor
 from lib.schedule import find_entry
-from lib.settings import Settings, load_settings
+from lib.settings import Settings, home_of, load_settings
+from lib.stop import SignalStopper, StopFlag, time_limit
 
 EXIT_BY_STATUS = {
     "success": EXIT_SUCCESS,
@@ -50,8 +61,10 @@ EXIT_BY_STATUS = {
     "failed": EXIT_FAILED,
     "locked": EXIT_LOCKED,
     "timeout": EXIT_TIMEOUT,
+    "config": EXIT_CONFIG,
 }
-STOP_EXIT_CODES = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM, "timeout": EXIT_TIMEOUT}
+STOP_EXIT_CODES = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM, "SIGBREAK": EXIT_SIGINT, "timeout": EXIT_TIMEOUT}
+STOPPING_AUDIT_SECONDS = 0.5  # a stopped run waits this long at most for the write lock of its audit row
 
 
 @dataclass
@@ -90,22 +103,6 @@ class RunOptions:
     job_options: dict[str, Any] = field(default_factory=dict)
 
 
-class StopFlag:
-    """Set by SIGTERM, SIGINT or the time limit; read by the job between items."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._event = threading.Event()
-
-    def set(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-
 @dataclass
 class RunContext:
     """Everything a job's work may use during one run."""
@@ -131,9 +128,8 @@ class RunContext:
     def checkpoint(self) -> None:
         """Call between items: raise StopRequested once a stop was asked for."""
         if self.item_delay_seconds:
-            time.sleep(self.item_delay_seconds)
-        if self.stop_flag.is_set():
-            raise StopRequested(self.stop_flag.reason or "stop")
+            self.stop_flag.sleep(self.item_delay_seconds)
+        self.stop_flag.check()
 
 
 def new_run_id() -> str:
@@ -141,38 +137,306 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def _settings_for(options: RunOptions) -> Settings:
-    return load_settings(
-        {"core.db": options.db, "core.max_runtime": options.max_runtime, "core.log_format": options.log_format}
-    )
+def _settings_options(options: RunOptions) -> dict[str, Any]:
+    return {"core.db": options.db, "core.max_runtime": options.max_runtime, "core.log_format": options.log_format}
 
 
-@contextmanager
-def _stop_on_signals_and_time_limit(stop_flag: StopFlag, max_runtime: int | None) -> Iterator[None]:
-    """Within the block, SIGTERM/SIGINT and the time limit set stop_flag instead of killing."""
+class RunRecord:
+    """The ledger lines of one run: at most one `start`, and exactly one `finish` whatever happens."""
 
-    def on_signal(number: int, frame: Any) -> None:
-        name = signal.Signals(number).name
-        if name == "SIGINT" and stop_flag.reason == "SIGINT":
-            raise KeyboardInterrupt  # a second Ctrl-C: the person really means it
-        stop_flag.set(name)
+    def __init__(
+        self, home: Path, job: str, trigger: str, dry_run: bool, now: Callable[[], dt.datetime], run_id: str
+    ) -> None:
+        self.home = home
+        self.base: dict[str, Any] = {"run_id": run_id, "job": job, "trigger": trigger}
+        if dry_run:
+            self.base["dry_run"] = True
+        self._now = now
+        self.finished: dict[str, Any] | None = None
 
-    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
-    timer = threading.Timer(max_runtime, stop_flag.set, args=("timeout",)) if max_runtime else None
-    if timer:
-        timer.daemon = True
-        timer.start()
+    def start(self) -> None:
+        ledger.append(self.home, {"event": "start", **self.base, "ts": clock.format_utc(self._now())})
+
+    def finish(self, status: str, **fields: Any) -> dict[str, Any]:
+        """Append the run's one finish line (a second call changes nothing); return it."""
+        if self.finished is None:
+            fields.setdefault("exit_code", EXIT_BY_STATUS.get(status, EXIT_FAILED))
+            fields = {"duration_ms": 0, "items": 0, "errors": 0, "details": {}, **fields}
+            self.finished = {"event": "finish", **self.base, "ts": clock.format_utc(self._now()), "status": status}
+            self.finished |= fields
+            self.finished = ledger.append(self.home, self.finished)
+        return self.finished
+
+
+def record_configuration_error(job: str, options: RunOptions, error: ConfigError, settings: Settings | None) -> None:
+    """Append a `config` finish line for a run that could not start, when the home can take it.
+
+    The home is the one the settings name (resolved without the rest of them
+    when they cannot be read). Nothing is written, and nothing created, when
+    it does not exist or cannot be written. The time is the run's clock, or
+    the real one when the clock setting itself is the bad one.
+    """
+    home = settings.home if settings is not None else home_of(_settings_options(options))
+    if not is_writable_home(home):
+        return
     try:
-        yield
+        moment = settings.now() if settings is not None else clock.now_utc(os.environ.get(clock.NOW_VARIABLE))
+    except ConfigError:
+        moment = dt.datetime.now(dt.UTC)
+    if not clock.in_range(moment):
+        return  # no clock can stamp a valid line
+    try:
+        make_private_folder(home / "ledger")
+        record = RunRecord(home, job, options.trigger, options.dry_run, lambda: moment, new_run_id())
+        record.finish("config", exit_code=EXIT_CONFIG, error=str(error))
+    except OSError:
+        pass  # the error itself is still reported on standard error
+
+
+def run_job(spec: JobSpec, options: RunOptions) -> int:
+    """Run one job through its whole life and return the process exit code.
+
+    Raise ConfigError (exit 78) for bad settings, a bad clock, a home that
+    cannot be used or an unusable database, after recording it in the ledger
+    where the home allows.
+    """
+    stop_flag = StopFlag()
+    stopper = SignalStopper(stop_flag).install()  # before any ledger line: a stop never kills a run unrecorded
+    try:
+        return _run(spec, options, stop_flag, stopper)
     finally:
-        if timer:
-            timer.cancel()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        stopper.uninstall()
 
 
-def _write_audit_row(context: RunContext, spec: JobSpec, finish: dict[str, Any]) -> None:
-    """Record the run in audit_logs; a failure here is logged and never hides the job's outcome."""
+def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: SignalStopper) -> int:
+    settings: Settings | None = None
+    try:
+        # Everything that can be checked is checked before anything is written.
+        settings = load_settings(_settings_options(options))
+        settings.now()
+        settings.load_secrets()
+        if spec.check_settings:
+            spec.check_settings(settings)
+        check_database_file(settings.database_path)
+        home = check_writable_home(settings.home)
+    except ConfigError as error:
+        record_configuration_error(spec.name, options, error, settings)
+        raise
+    configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
+    record = RunRecord(home, spec.name, options.trigger, options.dry_run, settings.now, new_run_id())
+    bind_run(spec.name, record.base["run_id"])
+    log = get_logger()
+
+    def not_started(status: str, reason: str, exit_code: int | None = None) -> int:
+        """Record a run that did no work: a finish line only."""
+        fields: dict[str, Any] = {"details": {"reason": reason}}
+        if exit_code is not None:
+            fields |= {"exit_code": exit_code, "error": reason}
+        line = record.finish(status, **fields)
+        (log.info if status == "skipped" else log.warning)(f"run {status}", reason=reason)
+        return line["exit_code"]
+
+    app_mode = settings.get("core.app_mode")
+    if app_mode != "desktop":
+        return not_started("skipped", f"APP_MODE is {app_mode!r}, not 'desktop'")
+    try:
+        database = connect(settings.database_path, settings.get("core.busy_timeout_ms"), stop_flag=stop_flag)
+        try:
+            check_schema(database, settings.database_path)
+        except ConfigError:
+            database.close()
+            raise
+    except ConfigError as error:
+        record.finish("config", exit_code=EXIT_CONFIG, error=str(error))
+        raise
+    except DatabaseBusy as error:  # a runtime fault, not a setting: exit 1, and the next run may well work
+        return not_started("failed", str(error), EXIT_FAILED)
+    except StopRequested as stop:
+        return not_started(_stop_status(stop.reason), _stop_error(stop.reason), _stop_exit(stop.reason))
+    try:
+        lock = JobLock(home, spec.name)
+        if not lock.acquire():
+            return not_started("locked", f"another run of this job holds the lock {lock.path}")
+        try:
+            done_by = _slot_done_by(home, spec.name, settings.now()) if options.trigger == "cron" else None
+            if done_by:
+                return not_started("skipped", done_by)
+            return _run_started(spec, options, settings, database, record, stop_flag, stopper, log)
+        finally:
+            lock.release()
+    finally:
+        database.close()
+
+
+def _slot_done_by(home: Path, job: str, now: dt.datetime) -> str | None:
+    """For a cron start: say why it should skip if a run already began in its IST slot, else None.
+
+    Where the host's zone has daylight saving, `jobctl install` puts a daily
+    job at both candidate local times; the second start of the same IST slot
+    ends here.
+    """
+    entry = find_entry(job)
+    if entry is None:
+        return None
+    slot = entry.latest_slot(now)
+    for line in ledger.recent_records(home, job, clock.format_utc(slot)):
+        if line["event"] == "start" and not line.get("dry_run"):
+            return f"the {slot.isoformat(timespec='minutes')} slot already ran (run {line['run_id']})"
+    return None
+
+
+def _stop_status(reason: str | None) -> str:
+    return "timeout" if reason == "timeout" else "interrupted"
+
+
+def _stop_error(reason: str | None) -> str:
+    return "time limit reached" if reason == "timeout" else f"stopped by {reason}"
+
+
+def _stop_exit(reason: str | None) -> int:
+    return STOP_EXIT_CODES.get(reason or "", EXIT_SIGTERM)
+
+
+@dataclass
+class _Ending:
+    """How the work ended: status, exit code, error text and what it did."""
+
+    status: str
+    exit_code: int
+    error: str | None
+    outcome: Outcome
+
+
+def classify(error: BaseException | None, outcome: Outcome, stop_flag: StopFlag) -> _Ending:
+    """Given what the work raised (None: it returned outcome), return how the run ended.
+
+    Once a stop was asked for, any error is the stop's doing (an interrupted
+    statement, an abandoned wait): the run is `interrupted` or `timeout`.
+    """
+    if isinstance(error, KeyboardInterrupt):
+        stop_flag.set("SIGINT")
+    if error is None:
+        status = "partial" if outcome.errors else "success"
+        return _Ending(status, EXIT_BY_STATUS[status], None, outcome)
+    if isinstance(error, JobFailed) and isinstance(error.outcome, Outcome):
+        outcome = error.outcome
+    if stop_flag.is_set() or isinstance(error, StopRequested):
+        reason = stop_flag.reason or getattr(error, "reason", None)
+        return _Ending(_stop_status(reason), _stop_exit(reason), _stop_error(reason), outcome)
+    if isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error):
+        return _Ending("failed", EXIT_FAILED, str(DatabaseBusy()), outcome)
+    if isinstance(error, CasejobsError):
+        return _Ending("failed", EXIT_FAILED, str(error), outcome)
+    return _Ending("failed", EXIT_FAILED, f"{type(error).__name__}: {error}", outcome)
+
+
+def _run_started(
+    spec: JobSpec,
+    options: RunOptions,
+    settings: Settings,
+    database: sqlite_utils.Database,
+    record: RunRecord,
+    stop_flag: StopFlag,
+    stopper: SignalStopper,
+    log: Any,
+) -> int:
+    """The part of a run that happens under the job's lock with the database open; return the exit code."""
+    max_runtime = settings.get("core.max_runtime") or spec.default_max_runtime
+    context = RunContext(
+        job=spec.name,
+        run_id=record.base["run_id"],
+        settings=settings,
+        database=database,
+        now=settings.now(),
+        dry_run=options.dry_run,
+        force=options.force,
+        trigger=options.trigger,
+        options=options.job_options,
+        stop_flag=stop_flag,
+        log=log,
+        item_delay_seconds=settings.get("core.debug_item_delay_ms") / 1000,
+    )
+    monitor = Monitor(settings, spec.name, record.base["run_id"], log, dry_run=options.dry_run)
+    run = Run(spec, options, settings, record, stopper, monitor, log)
+    with run, time_limit(stop_flag, max_runtime):
+        log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
+        run.outcome = spec.work(context)
+    return run.exit_code
+
+
+class Run:
+    """One run that does work, as a context manager.
+
+    Entering writes the `start` line and pings the start; leaving, by any
+    path (a return, an error, a stop, a second Ctrl-C, SystemExit), writes
+    the audit row, the one `finish` line and the finish ping, and swallows
+    what was raised: the exit code says how the run ended.
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        options: RunOptions,
+        settings: Settings,
+        record: RunRecord,
+        stopper: SignalStopper,
+        monitor: Monitor,
+        log: Any,
+    ) -> None:
+        self.spec = spec
+        self.options = options
+        self.settings = settings
+        self.record = record
+        self.stopper = stopper
+        self.stop_flag = stopper.flag
+        self.monitor = monitor
+        self.log = log
+        self.outcome = Outcome()
+        self.exit_code = EXIT_FAILED
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Run:
+        try:
+            self.record.start()
+        except KeyboardInterrupt:
+            self.stop_flag.set("SIGINT")  # a second Ctrl-C this early: the work's first check stops it
+        self._started = time.monotonic()
+        self.monitor.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
+        self.stopper.recording = True  # from here a second Ctrl-C only hurries the recording along
+        ending = classify(error, self.outcome, self.stop_flag)
+        if ending.status == "failed" and error is not None and not isinstance(error, CasejobsError):
+            trace_text = "".join(traceback.format_exception(error)) if self.options.verbose else None
+            self.log.error("run failed", error=ending.error, traceback=trace_text)
+        finish: dict[str, Any] = {
+            "status": ending.status,
+            "exit_code": ending.exit_code,
+            "duration_ms": int((time.monotonic() - self._started) * 1000),
+            "items": ending.outcome.items,
+            "errors": ending.outcome.errors,
+            "details": ending.outcome.details,
+        }
+        if ending.error:
+            finish["error"] = ending.error
+        if not self.options.dry_run and not self.stop_flag.hurry:
+            _write_audit_row(self.settings, self.spec, {**self.record.base, **finish}, self.stop_flag, self.log)
+        self.record.finish(**finish)
+        level = "info" if ending.status == "success" else "warning" if ending.status != "failed" else "error"
+        getattr(self.log, level)("run finished", **finish)
+        if not self.stop_flag.hurry:
+            self.monitor.finish(ending.exit_code, stopping=self.stop_flag.is_set())
+        self.exit_code = ending.exit_code
+        return True
+
+
+def _write_audit_row(settings: Settings, spec: JobSpec, finish: dict[str, Any], stop_flag: StopFlag, log: Any) -> None:
+    """Record the run in audit_logs, on a connection of its own (the run's may be interrupted).
+
+    A failure here is logged and never hides the job's outcome; a stopped run
+    waits only briefly for the application's write lock.
+    """
     failed = finish["status"] in ("failed", "timeout")
     severity = spec.failure_severity if failed else ("MEDIUM" if finish["status"] != "success" else "LOW")
     row = {
@@ -191,150 +455,20 @@ def _write_audit_row(context: RunContext, spec: JobSpec, finish: dict[str, Any])
         ),
         "error_message": finish.get("error"),
         "user_id": None,
-        "created_at": clock.format_utc(context.now),
+        "created_at": clock.format_utc(settings.now()),
     }
+    wait_ms = settings.get("core.busy_timeout_ms")
+    if stop_flag.is_set():
+        wait_ms = min(wait_ms, int(STOPPING_AUDIT_SECONDS * 1000))
     try:
-        with write_transaction(context.database):
-            context.database["audit_logs"].insert(row)
-    except Exception as error:  # the job's own outcome must win over a bookkeeping failure
-        context.log.warning("audit row not written", error=str(error))
-
-
-def run_job(spec: JobSpec, options: RunOptions) -> int:
-    """Run one job through its whole life and return the process exit code.
-
-    Raise ConfigError (exit 78, nothing written) for bad settings, a bad clock,
-    an unwritable home or an unusable database.
-    """
-    settings = _settings_for(options)
-    now = settings.now()
-    home = prepare_home(settings.home)
-    settings.load_secrets()
-    if spec.check_settings:
-        spec.check_settings(settings)
-    configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
-    run_id = new_run_id()
-    bind_run(spec.name, run_id)
-    log = get_logger()
-    base = {"run_id": run_id, "job": spec.name, "trigger": options.trigger}
-    if options.dry_run:
-        base["dry_run"] = True
-
-    def finish_line(status: str, **fields: Any) -> dict[str, Any]:
-        fields.setdefault("exit_code", EXIT_BY_STATUS.get(status, EXIT_FAILED))
-        return ledger.append(
-            home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), "status": status, **fields}
-        )
-
-    def not_started(status: str, reason: str) -> int:
-        """Record a run that did no work (skipped or locked): a finish line only."""
-        finish_line(status, duration_ms=0, items=0, errors=0, details={"reason": reason})
-        (log.info if status == "skipped" else log.warning)(f"run {status}", reason=reason)
-        return EXIT_BY_STATUS[status]
-
-    app_mode = settings.get("core.app_mode")
-    if app_mode != "desktop":
-        return not_started("skipped", f"APP_MODE is {app_mode!r}, not 'desktop'")
-
-    database = connect(settings.database_path, settings.get("core.busy_timeout_ms"))
-    check_schema(database, settings.database_path)
-
-    lock = JobLock(home, spec.name)
-    if not lock.acquire():
-        database.close()
-        return not_started("locked", f"another run of this job holds the lock {lock.path}")
-    try:
-        done_by = _slot_done_by(home, spec.name, now) if options.trigger == "cron" else None
-        if done_by:
-            return not_started("skipped", done_by)
-        return _run_locked(spec, options, settings, database, now, base, home, log)
-    finally:
-        lock.release()
-        database.close()
-
-
-def _slot_done_by(home: Path, job: str, now: dt.datetime) -> str | None:
-    """For a cron start: say why it should skip if a run already began in its IST slot, else None.
-
-    Where the host's zone has daylight saving, `jobctl install` puts a daily
-    job at both candidate local times; the second start of the same IST slot
-    ends here.
-    """
-    entry = find_entry(job)
-    if entry is None:
-        return None
-    slot = entry.latest_slot(now)
-    for record in ledger.recent_records(ledger.ledger_path(home, job), clock.format_utc(slot)):
-        if record.get("event") == "start" and not record.get("dry_run"):
-            return f"the {slot.isoformat(timespec='minutes')} slot already ran (run {record.get('run_id')})"
-    return None
-
-
-def _run_locked(
-    spec: JobSpec,
-    options: RunOptions,
-    settings: Settings,
-    database: sqlite_utils.Database,
-    now: dt.datetime,
-    base: dict[str, Any],
-    home: Path,
-    log: Any,
-) -> int:
-    """The part of a run that happens under the job's lock; return the exit code."""
-    max_runtime = settings.get("core.max_runtime") or spec.default_max_runtime
-    stop_flag = StopFlag()
-    context = RunContext(
-        job=spec.name,
-        run_id=base["run_id"],
-        settings=settings,
-        database=database,
-        now=now,
-        dry_run=options.dry_run,
-        force=options.force,
-        trigger=options.trigger,
-        options=options.job_options,
-        stop_flag=stop_flag,
-        log=log,
-        item_delay_seconds=settings.get("core.debug_item_delay_ms") / 1000,
-    )
-    ledger.append(home, {"event": "start", **base, "ts": clock.format_utc(settings.now())})
-    log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
-    monitor = Monitor(settings, spec.name, base["run_id"], log, dry_run=options.dry_run)
-    monitor.start()
-    started = time.monotonic()
-    outcome = Outcome()
-    error: str | None = None
-    with _stop_on_signals_and_time_limit(stop_flag, max_runtime):
+        database = connect(settings.database_path, wait_ms)
         try:
-            outcome = spec.work(context)
-            status = "partial" if outcome.errors else "success"
-            exit_code = EXIT_PARTIAL if outcome.errors else EXIT_SUCCESS
-        except StopRequested as stop:
-            status = "timeout" if stop.reason == "timeout" else "interrupted"
-            exit_code = STOP_EXIT_CODES.get(stop.reason, EXIT_SIGTERM)
-            error = "time limit reached" if stop.reason == "timeout" else f"stopped by {stop.reason}"
-        except JobFailed as failure:
-            status, exit_code, error = "failed", EXIT_FAILED, str(failure)
-            outcome = failure.outcome if isinstance(failure.outcome, Outcome) else outcome
-        except CasejobsError as failure:
-            status, exit_code, error = "failed", EXIT_FAILED, str(failure)
-        except Exception as failure:
-            status, exit_code, error = "failed", EXIT_FAILED, f"{type(failure).__name__}: {failure}"
-            log.error("run failed", error=error, traceback=traceback.format_exc() if options.verbose else None)
-    finish = {
-        "status": status,
-        "exit_code": exit_code,
-        "duration_ms": int((time.monotonic() - started) * 1000),
-        "items": outcome.items,
-        "errors": outcome.errors,
-        "details": outcome.details,
-    }
-    if error:
-        finish["error"] = error
-    if not options.dry_run:
-        _write_audit_row(context, spec, {**base, **finish})
-    ledger.append(home, {"event": "finish", **base, "ts": clock.format_utc(settings.now()), **finish})
-    summary = log.info if status == "success" else log.warning if status in ("partial", "interrupted") else log.error
-    summary("run finished", **finish)
-    monitor.finish(exit_code)
-    return exit_code
+            with write_transaction(database):
+                database.conn.execute(
+                    f"INSERT INTO audit_logs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                    tuple(row.values()),
+                )
+        finally:
+            database.close()
+    except Exception as error:  # the job's own outcome must win over a bookkeeping failure
+        log.warning("audit row not written", error=str(error))

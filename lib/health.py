@@ -1,26 +1,32 @@
-"""Is each job keeping up with its schedule? Missed IST slots, overdue flags, what is running now.
+"""Is each job keeping up with its schedule? Missed IST slots, what is running, what monitoring should say.
 
 A slot is missed when it is more than the grace (10 minutes) old and no
 successful or partial run has started since it. Counting starts at the
 newest good run, or at `jobctl install` for a job that never ran, so a new
-installation is not reported as years behind.
+installation is not reported as years behind. check_job() is the one place
+that turns where a job stands into OK, WARNING or CRITICAL lines, for
+`jobstats --check` and `jobctl status` alike.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lib import ledger
-from lib.clock import format_utc, parse_utc
-from lib.lock import is_locked, lock_path
+from lib.clock import IST, format_utc, parse_utc, today_ist
+from lib.history import Latest, Run, latest
+from lib.home import make_private_file
 from lib.schedule import Entry
 from lib.settings import Settings
 
-GOOD = ("success", "partial")
 INSTALLED_MARKER = "installed-at"
+OK, WARNING, CRITICAL = 0, 1, 2
+LEVEL_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
+CRITICAL_STATUSES = ("failed", "crashed", "config")
+WARNING_STATUSES = ("partial", "timeout", "interrupted")
 
 
 def installed_at(home: Path) -> dt.datetime | None:
@@ -32,24 +38,9 @@ def installed_at(home: Path) -> dt.datetime | None:
 
 
 def mark_installed(home: Path, now: dt.datetime) -> None:
-    (home / INSTALLED_MARKER).write_text(format_utc(now) + "\n")
-
-
-def last_good_start(home: Path, job: str, now: dt.datetime) -> dt.datetime | None:
-    """Return the start time of the job's newest success or partial run (dry runs do not count)."""
-    path = ledger.ledger_path(home, job)
-    for records in (ledger.recent_records(path, format_utc(now - dt.timedelta(days=8))), None):
-        if records is None:
-            records = list(ledger.read_lines(path))
-        starts = {record["run_id"]: record["ts"] for record in records if record.get("event") == "start"}
-        good = [
-            starts.get(record["run_id"], record["ts"])
-            for record in records
-            if record.get("event") == "finish" and record.get("status") in GOOD and not record.get("dry_run")
-        ]
-        if good:
-            return parse_utc(max(good))
-    return None
+    path = home / INSTALLED_MARKER
+    path.write_text(format_utc(now) + "\n")
+    make_private_file(path)
 
 
 @dataclass
@@ -58,39 +49,79 @@ class JobHealth:
 
     job: str
     latest_slot: dt.datetime
-    last_good_start: dt.datetime | None
     missed_slots: int
-    running_pid: int | None
+    state: Latest = field(default_factory=Latest)
 
     @property
     def overdue(self) -> bool:
         return self.missed_slots > 0
 
+    @property
+    def last_good_start(self) -> dt.datetime | None:
+        return parse_utc(self.state.last_good_start) if self.state.last_good_start else None
+
+    @property
+    def running_pid(self) -> int | None:
+        return self.state.running.pid if self.state.running else None
+
     def as_dict(self) -> dict[str, Any]:
+        good = self.last_good_start
         return {
             "overdue": self.overdue,
             "missed_slots": self.missed_slots,
             "latest_slot": self.latest_slot.isoformat(timespec="minutes"),
-            "last_good_start": self.last_good_start.isoformat() if self.last_good_start else None,
-            "running_pid": self.running_pid,
+            "last_good_start": good.astimezone(IST).isoformat(timespec="seconds") if good else None,
         }
 
 
-def running_pid(home: Path, job: str) -> int | None:
-    """Return the pid of the run holding the job's lock, or None when none does."""
-    if not is_locked(home, job):
-        return None
-    try:
-        return int(lock_path(home, job).with_suffix(".pid").read_text().strip())
-    except (OSError, ValueError):
-        return -1  # held, by a process that left no pid
-
-
-def job_health(settings: Settings, entry: Entry, now: dt.datetime) -> JobHealth:
-    """Return how the job stands: missed slots since its newest good run (or the install)."""
+def job_health(settings: Settings, entry: Entry, now: dt.datetime, damage: ledger.Damage | None = None) -> JobHealth:
+    """Return how the job stands: its latest runs, and missed slots since its newest good run (or the install)."""
     home = settings.home
     grace = dt.timedelta(minutes=settings.get("ops.catch_up_grace_minutes"))
-    good = last_good_start(home, entry.job, now)
+    state = latest(home, entry.job, damage)
+    good = parse_utc(state.last_good_start) if state.last_good_start else None
     reference = max((moment for moment in (good, installed_at(home)) if moment is not None), default=None)
     missed = entry.slots_between(reference, now - grace) if reference else 0
-    return JobHealth(entry.job, entry.latest_slot(now), good, missed, running_pid(home, entry.job))
+    return JobHealth(entry.job, entry.latest_slot(now), missed, state)
+
+
+def ist_words(utc_text: str, now: dt.datetime) -> str:
+    """Given a ledger time, return it for people: `06:30 IST` today, else `2026-11-28 06:30 IST`."""
+    moment = parse_utc(utc_text).astimezone(IST)
+    if moment.date() == today_ist(now):
+        return f"{moment:%H:%M} IST"
+    return f"{moment:%Y-%m-%d %H:%M} IST"
+
+
+def check_job(health: JobHealth, now: dt.datetime, installed: bool) -> list[tuple[int, str]]:
+    """Given a job's health, return (level, line) per problem: 1 WARNING, 2 CRITICAL (none: OK)."""
+    name, state = health.job, health.state
+    problems: list[tuple[int, str]] = []
+    last: Run | None = state.last_worked
+    if last is not None:
+        reason = f": {last.error}" if last.error else ""
+        if last.status == "config":
+            since = state.failing_since or last.started_at
+            problems.append((CRITICAL, f"{name}: configuration error since {ist_words(since, now)}{reason}"))
+        elif last.status in CRITICAL_STATUSES:
+            problems.append((CRITICAL, f"{name}: last run {last.status} at {ist_words(last.started_at, now)}{reason}"))
+        elif last.status in WARNING_STATUSES:
+            problems.append((WARNING, f"{name}: last run {last.status} at {ist_words(last.started_at, now)}{reason}"))
+    if health.missed_slots > 1:
+        problems.append((CRITICAL, f"{name}: {health.missed_slots} scheduled runs missed"))
+    elif health.missed_slots == 1:
+        problems.append((WARNING, f"{name}: its last scheduled run was missed"))
+    elif last is None and state.running is None:
+        if installed:
+            problems.append((WARNING, f"{name}: never ran since the schedule was installed"))
+        else:
+            problems.append((WARNING, f"{name}: never ran, and the schedule is not installed (bin/jobctl install)"))
+    return problems
+
+
+def check_all(healths: list[JobHealth], home: Path, now: dt.datetime) -> list[tuple[int, str]]:
+    """Return the problems of every job, or one WARNING when nothing was ever installed or run."""
+    installed = installed_at(home) is not None
+    if not installed and not any(health.state.ever_ran for health in healths):
+        return [(WARNING, "casejobs is not installed (bin/jobctl install) and no job has ever run")]
+    return [problem for health in healths for problem in check_job(health, now, installed)]

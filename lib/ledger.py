@@ -1,45 +1,110 @@
-"""The ledger: one JSON Lines file per job under $CASEJOBS_HOME/ledger/, appended, never rewritten.
+"""The ledger: JSON Lines under $CASEJOBS_HOME/ledger/<job>/<YYYY-MM>.jsonl, appended, never rewritten.
 
-Each line is written with a single write() on a file opened O_APPEND and then
+One file per job per month (the month of each line's UTC time), so that a
+reader opens only the months it needs however many years accumulate. Each
+line is written with a single write() on a file opened O_APPEND and then
 fsynced, so that concurrent runs never interleave and a crash loses at most
-the line in flight. Readers skip a damaged line with a warning.
+the line in flight; a writer that finds the last line cut by a crash starts
+its own on a new line.
+
+Readers use a line only when each field has its documented type and range
+(validate()); every other line is skipped and counted in a Damage, which the
+commands report once, in one plain line. Folders and files are private to
+the home's owner (lib/home.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import socket
-import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from lib.home import make_private_file, make_private_folder
+
 LEDGER_VERSION = 1
-STATUSES = ("success", "partial", "failed", "skipped", "locked", "interrupted", "timeout")
+EVENTS = ("start", "finish")
+STATUSES = ("success", "partial", "failed", "skipped", "locked", "interrupted", "timeout", "config")
+TRIGGERS = ("cron", "manual", "catchup")
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099  # a time outside these years is a broken clock, not a run
+TIME_SHAPE = re.compile(r"^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+MONTH_FILE = re.compile(r"^(\d{4}-\d{2})\.jsonl$")
+MAX_DURATION_MS = 31 * 24 * 3600 * 1000
+MAX_COUNT = 10**12
+TAIL_BYTES = 256 * 1024
 
 
-class DamagedLineWarning(UserWarning):
-    """A ledger line that is not a JSON object was skipped."""
+@dataclass
+class Damage:
+    """How many ledger lines a reader skipped because they were not valid."""
+
+    lines: int = 0
+
+    def describe(self) -> str | None:
+        """Return the one plain line to show, or None when nothing was skipped."""
+        if not self.lines:
+            return None
+        return f"skipped {self.lines} damaged ledger line{'s' * (self.lines != 1)}"
 
 
-def ledger_path(home: Path, job: str) -> Path:
-    """Given CASEJOBS_HOME and a job name, return that job's ledger file."""
+def job_folder(home: Path, job: str) -> Path:
+    """Given CASEJOBS_HOME and a job name, return the folder of that job's monthly files."""
+    return home / "ledger" / job
+
+
+def legacy_path(home: Path, job: str) -> Path:
+    """The single file of ledgers written before the monthly split; still read, never written."""
     return home / "ledger" / f"{job}.jsonl"
 
 
-def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Given CASEJOBS_HOME and a record with at least event, run_id and job, append it.
+def month_of(timestamp: str) -> str:
+    """Given a ledger time (2026-11-28T01:00:00.000Z), return its month, 2026-11."""
+    return timestamp[:7]
 
-    The common fields v, pid and host are added if missing. Return the record written.
+
+def is_valid_time(value: Any) -> bool:
+    """Return True for a ledger time: UTC ISO-8601 with Z, a real instant from 2000 to 2099."""
+    if not isinstance(value, str):
+        return False
+    match = TIME_SHAPE.match(value)
+    if match is None or not EARLIEST_YEAR <= int(match.group(1)) <= LATEST_YEAR:
+        return False
+    try:
+        dt.datetime.fromisoformat(value[:-1])
+    except ValueError:
+        return False
+    return True
+
+
+def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Given CASEJOBS_HOME and a record with at least event, run_id, job and ts, append it.
+
+    The common fields v, pid and host are added if missing. Return the record
+    written. Raise ValueError if ts is not a valid ledger time (the caller
+    checks the clock first: see lib/clock.py).
     """
     line = {"v": LEDGER_VERSION, **record}
     line.setdefault("pid", os.getpid())
     line.setdefault("host", socket.gethostname())
+    if not is_valid_time(line.get("ts")):
+        raise ValueError(f"ledger time {line.get('ts')!r} is not between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    folder = job_folder(home, record["job"])
+    make_private_folder(home / "ledger")
+    make_private_folder(folder)
+    path = folder / f"{month_of(line['ts'])}.jsonl"
     data = orjson.dumps(line) + b"\n"
-    descriptor = os.open(ledger_path(home, record["job"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
+        make_private_file(path, descriptor)
+        size = os.fstat(descriptor).st_size
+        if size and _byte_at(descriptor, size - 1) != b"\n":
+            data = b"\n" + data  # the last line was cut by a crash: never glue ours onto it
         os.write(descriptor, data)
         os.fsync(descriptor)
     finally:
@@ -47,58 +112,160 @@ def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def parse_line(raw: bytes) -> dict[str, Any] | None:
-    """Return the ledger record on one line, or None if the line is damaged or blank."""
-    try:
-        record = orjson.loads(raw)
-    except ValueError:
+def _byte_at(descriptor: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(descriptor, 1, offset)
+    os.lseek(descriptor, offset, os.SEEK_SET)  # Windows: appends still go to the end (O_APPEND)
+    return os.read(descriptor, 1)
+
+
+def _is_count(value: Any, highest: int = MAX_COUNT) -> bool:
+    return type(value) is int and 0 <= value <= highest
+
+
+def validate(record: Any, job: str | None = None) -> dict[str, Any] | None:
+    """Given one parsed line, return it if every field has its documented type and range, else None.
+
+    A line of a newer version is read by the fields this version knows: it
+    needs a valid event, run_id, job and ts, and any known field of the wrong
+    type is dropped rather than the line. None means "skip this line".
+    """
+    if not isinstance(record, dict):
         return None
-    if not isinstance(record, dict) or "run_id" not in record or "event" not in record:
+    version = record.get("v")
+    if not _is_count(version) or version < 1:
         return None
+    core_ok = (
+        record.get("event") in EVENTS
+        and isinstance(record.get("run_id"), str)
+        and 0 < len(record["run_id"]) <= 64
+        and isinstance(record.get("job"), str)
+        and (job is None or record["job"] == job)
+        and is_valid_time(record.get("ts"))
+    )
+    if not core_ok:
+        return None
+    checks = {
+        "pid": lambda value: _is_count(value, 2**32),
+        "host": lambda value: isinstance(value, str),
+        "trigger": lambda value: value in TRIGGERS,
+        "dry_run": lambda value: isinstance(value, bool),
+        "status": lambda value: value in STATUSES,
+        "exit_code": lambda value: _is_count(value, 255),
+        "duration_ms": lambda value: _is_count(value, MAX_DURATION_MS),
+        "items": _is_count,
+        "errors": _is_count,
+        "error": lambda value: value is None or isinstance(value, str),
+        "details": lambda value: isinstance(value, dict),
+    }
+    required = {"pid", "host", "trigger"} | ({"status", "exit_code"} if record["event"] == "finish" else set())
+    if version > LEDGER_VERSION:
+        kept = {key: value for key, value in record.items() if key not in checks or checks[key](value)}
+        return kept if record["event"] == "start" or "status" in kept else None
+    for key, check in checks.items():
+        if key in record:
+            if not check(record[key]):
+                return None
+        elif key in required:
+            return None
     return record
 
 
-def read_lines(path: Path, since: str | None = None) -> Iterator[dict[str, Any]]:
-    """Given a ledger file, yield its records in order, skipping damaged lines with a warning.
-
-    since, a UTC timestamp in the ledger's own form, skips records stamped
-    earlier (compared as text, which is exact for that one `Z` format).
-    """
+def parse_line(raw: bytes, job: str | None = None) -> dict[str, Any] | None:
+    """Return the valid ledger record on one line, or None if the line is damaged or blank."""
     try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return
-    with handle:
-        for number, raw in enumerate(handle, 1):
-            record = parse_line(raw)
-            if record is None:
-                if raw.strip():
-                    warnings.warn(f"{path}:{number}: damaged ledger line skipped", DamagedLineWarning, stacklevel=2)
-                continue
-            if since is not None and str(record.get("ts", "")) < since:
-                continue
+        return validate(orjson.loads(raw), job)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _newer_version(raw: bytes) -> bool:
+    """True for a line that a newer casejobs wrote: skipped without being counted as damaged."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and _is_count(record.get("v")) and record["v"] > LEDGER_VERSION
+
+
+def ledger_files(home: Path, job: str) -> list[tuple[str, Path]]:
+    """Return (month, path) of the job's ledger files, oldest first; the legacy file comes first as month ''."""
+    files = []
+    legacy = legacy_path(home, job)
+    if legacy.is_file():
+        files.append(("", legacy))
+    folder = job_folder(home, job)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = MONTH_FILE.match(path.name)
+            if match and path.is_file():
+                files.append((match.group(1), path))
+    return sorted(files)
+
+
+def parse_lines(lines: list[bytes], job: str, damage: Damage | None) -> Iterator[dict[str, Any]]:
+    for raw in lines:
+        record = parse_line(raw, job)
+        if record is not None:
             yield record
+        elif raw.strip() and damage is not None and not _newer_version(raw):
+            damage.lines += 1
 
 
-TAIL_BYTES = 256 * 1024
+def read_records(
+    home: Path, job: str, since: str | None = None, damage: Damage | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the job's valid records in file order, skipping (and counting) damaged lines.
 
-
-def recent_records(path: Path, since: str) -> list[dict[str, Any]]:
-    """Return the records stamped at or after since, reading only the file's tail.
-
-    Good for "what happened since the last slot": the last 256 KiB hold
-    days of even the five-minute job's history.
+    since, a ledger time, opens only the months from its own and skips records
+    stamped earlier (compared as text, which is exact for the one `Z` form).
     """
+    first_month = month_of(since) if since else ""
+    for month, path in ledger_files(home, job):
+        if month and month < first_month:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for record in parse_lines(data.split(b"\n"), job, damage):
+            if since is None or record["ts"] >= since:
+                yield record
+
+
+def recent_records(home: Path, job: str, since: str, damage: Damage | None = None) -> list[dict[str, Any]]:
+    """Return the records stamped at or after since, reading only the tail of each file where that suffices.
+
+    Good for "what happened since the last slot": the last 256 KiB of a month
+    hold days of even the five-minute job's history.
+    """
+    records: list[dict[str, Any]] = []
+    first_month = month_of(since)
+    for month, path in ledger_files(home, job):
+        if month and month < first_month:
+            continue
+        records += [record for record in _tail(path, since, job, damage) if record["ts"] >= since]
+    return records
+
+
+def _tail(path: Path, since: str, job: str, damage: Damage | None) -> list[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL_BYTES))
-            data = handle.read()
-    except FileNotFoundError:
+            size = handle.seek(0, os.SEEK_END)
+            window = TAIL_BYTES
+            while True:
+                start = max(0, size - window)
+                handle.seek(start)
+                lines = handle.read().split(b"\n")
+                if start:
+                    lines = lines[1:]  # the first line is cut
+                found = Damage()
+                records = list(parse_lines(lines, job, found))
+                if start == 0 or (records and records[0]["ts"] < since):
+                    break
+                window *= 4
+    except OSError:
         return []
-    lines = data.split(b"\n")
-    if size > TAIL_BYTES:
-        lines = lines[1:]  # the first line is cut
-    records = (parse_line(raw) for raw in lines)
-    return [record for record in records if record is not None and str(record.get("ts", "")) >= since]
+    if damage is not None:
+        damage.lines += found.lines
+    return records

@@ -1,15 +1,18 @@
 """One OS file lock per job, non-blocking, released by the OS if the process dies.
 
 filelock takes fcntl.flock on POSIX and msvcrt.locking on Windows, so the
-same code guards cron and Task Scheduler runs.
+same code guards cron and Task Scheduler runs. Only a run takes the lock:
+status, jobstats and monitoring never touch it (they read the ledger, see
+lib/history.py), so looking can never make a start fail.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import filelock
+
+from lib.home import make_private_file, make_private_folder
 
 
 def lock_path(home: Path, job: str) -> Path:
@@ -23,30 +26,20 @@ class JobLock:
     def __init__(self, home: Path, job: str) -> None:
         self.path = lock_path(home, job)
         self._lock = filelock.FileLock(
-            str(self.path), timeout=0, is_singleton=False, fallback_to_soft=False, preserve_lock_file=True
+            str(self.path), timeout=0, is_singleton=False, fallback_to_soft=False, preserve_lock_file=True, mode=0o600
         )
 
     def acquire(self) -> bool:
         """Try to take the lock without waiting; return True if this process now holds it."""
+        make_private_folder(self.path.parent)
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
             return False
-        # Who holds it, for `jobctl status`; informative only, the lock is the flock.
-        holder = self.path.with_suffix(".pid")
-        holder.write_text(f"{os.getpid()}\n")
+        make_private_file(self.path)
         return True
 
     def release(self) -> None:
         """Give the lock back."""
         if self._lock.is_locked:
             self._lock.release()
-
-
-def is_locked(home: Path, job: str) -> bool:
-    """Return True if some process holds the job's lock right now."""
-    probe = JobLock(home, job)
-    if probe.acquire():
-        probe.release()
-        return False
-    return True

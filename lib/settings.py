@@ -10,8 +10,10 @@ table is checked against this list by a test.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,29 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 
 
 _whole_number = _number(0)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(value: str) -> str:
+    """Accept an http(s) URL with a host; plain http only to a loopback host, so that nothing secret travels in clear."""
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("must be an http(s):// URL with a host") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s):// URL with a host")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must be https:// (http:// only to a loopback address such as 127.0.0.1)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -146,10 +171,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "sync", "min_hours", "20", _whole_number, "a case synced this recently is not fetched again (without --force)"
     ),
-    Setting("monitor", "daily_sync_url", None, _text, "healthchecks-style ping URL of dailySync", secret=True),
-    Setting("monitor", "sla_check_url", None, _text, "ping URL of slaCheck", secret=True),
-    Setting("monitor", "nightly_backup_url", None, _text, "ping URL of nightlyBackup", secret=True),
-    Setting("monitor", "user_pending_refresh_url", None, _text, "ping URL of userPendingRefresh", secret=True),
+    Setting("monitor", "daily_sync_url", None, _url, "healthchecks-style ping URL of dailySync", secret=True),
+    Setting("monitor", "sla_check_url", None, _url, "ping URL of slaCheck", secret=True),
+    Setting("monitor", "nightly_backup_url", None, _url, "ping URL of nightlyBackup", secret=True),
+    Setting("monitor", "user_pending_refresh_url", None, _url, "ping URL of userPendingRefresh", secret=True),
     Setting("monitor", "timeout", "5", _whole_number, "seconds a ping may take"),
     Setting("monitor", "body_lines", "50", _whole_number, "last log lines sent with the finish ping"),
     Setting("ops", "catch_up_grace_minutes", "10", _whole_number, "a slot counts as missed this long after its time"),
@@ -251,7 +276,20 @@ def _parse(setting: Setting, raw: Any, origin: str) -> Any:
     try:
         return setting.parse(str(raw))
     except ValueError as error:
-        raise ConfigError(f"bad setting {origin}={raw!r}: {error}") from None
+        shown = "" if setting.secret else f"={raw!r}"  # a ping URL holds its key: never echo a secret
+        raise ConfigError(f"bad setting {origin}{shown}: {error}") from None
+
+
+def home_of(options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Return CASEJOBS_HOME as the settings would resolve it, without reading anything else.
+
+    Used to record a configuration error in the ledger when the rest of the
+    settings cannot be read. Never raises.
+    """
+    environ = os.environ if environ is None else environ
+    given = (options or {}).get("core.home") or environ.get("CASEJOBS_HOME") or None
+    home = _path(str(given)) if given else PROJECT_ROOT / "var"
+    return home if home.is_absolute() else home.absolute()
 
 
 def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -269,8 +307,7 @@ def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str
             return environ[setting.environment_variable], setting.environment_variable
         return None
 
-    home_given = from_options_or_environment(SETTINGS_BY_KEY["core.home"])
-    home = _parse(SETTINGS_BY_KEY["core.home"], home_given[0], home_given[1]) if home_given else PROJECT_ROOT / "var"
+    home = home_of(options, environ)
     config_given = from_options_or_environment(SETTINGS_BY_KEY["core.config"])
     config_path = Path(str(config_given[0])).expanduser() if config_given else home / CONFIG_FILE_NAME
     file_values = _read_config_file(config_path, explicit=config_given is not None)
@@ -289,7 +326,7 @@ def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str
         else:
             values[setting.key] = None if setting.default is None else setting.parse(setting.default)
             sources[setting.key] = "default"
-    values["core.home"] = home.resolve() if not home.is_absolute() else home
+    values["core.home"] = home
     values["core.config"] = config_path
     if values["core.db"] is None:
         values["core.db"] = values["core.home"] / "casejobs.db"

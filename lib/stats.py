@@ -11,31 +11,40 @@ from typing import Any
 from lib import ledger
 from lib.clock import IST, UTC, format_utc, parse_utc
 from lib.errors import UsageError
-from lib.lock import is_locked
+from lib.history import Run, runs_since
 from lib.schedule import Entry
 
-REPORTED_STATUSES = ("success", "partial", "failed", "skipped", "locked", "interrupted", "timeout", "crashed")
-NOT_ATTEMPTED = ("skipped", "locked")  # runs that never did work do not count against the success rate
+REPORTED_STATUSES = (
+    "success", "partial", "failed", "skipped", "locked", "interrupted", "timeout", "config", "crashed",
+)  # fmt: skip
 SINCE_PATTERN = re.compile(r"^(\d+)([dhm])$")
+DEFAULT_SINCE = "30d"
+EARLIEST = dt.datetime(ledger.EARLIEST_YEAR, 1, 1, tzinfo=UTC)
 
 
-def parse_since(text: str, now: dt.datetime) -> dt.datetime:
-    """Given `7d`, `12h`, `30m`, an IST date `2026-11-01` or an ISO instant, return the aware instant.
+def parse_since(text: str, now: dt.datetime) -> dt.datetime | None:
+    """Given `7d`, `12h`, `30m`, an IST date `2026-11-01`, an ISO instant or `all`, return the aware instant.
 
-    Raise UsageError on anything else.
+    `all` (and anything before 2000, where no ledger line can be) gives None:
+    the whole ledger. Raise UsageError on anything else.
     """
     text = text.strip()
+    if text == "all":
+        return None
     match = SINCE_PATTERN.match(text)
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        return now - dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), IST).astimezone(UTC)
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--since {text!r}: expected 7d, 12h, 30m, a date (2026-11-01) or an ISO time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=IST)).astimezone(UTC)
+        if match:
+            amount, unit = int(match.group(1)), match.group(2)
+            span = dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+            moment = now - span if span < now - EARLIEST else EARLIEST
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), IST).astimezone(UTC)
+        else:
+            given = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = (given if given.tzinfo else given.replace(tzinfo=IST)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise UsageError(f"--since {text!r}: expected 7d, 12h, 30m, a date (2026-11-01), an ISO time or all") from None
+    return None if moment <= EARLIEST else moment
 
 
 @dataclass
@@ -46,53 +55,38 @@ class Runs:
     durations: list[int] = field(default_factory=list)
     items: int = 0
     errors: int = 0
-    last_finished: dict[str, Any] | None = None
-    crashed: list[str] = field(default_factory=list)
+    last_worked: Run | None = None
+    running: Run | None = None
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     @property
-    def last(self) -> dict[str, Any] | None:
-        """The newest run: the newest finished one, or a newer start that never finished."""
-        finished = self.last_finished
-        if self.crashed and (finished is None or self.crashed[-1] >= finished["started_at"]):
-            return {"started_at": self.crashed[-1], "status": "crashed", "error": "no finish line: the run died"}
-        return finished
+    def worked(self) -> int:
+        """Runs that did work: the denominator of the success rate."""
+        return self.total - self.counts["skipped"] - self.counts["locked"]
 
-    def mark_newest_start_running(self) -> None:
-        """Take the newest unfinished start out of the crashes: its run is still at work."""
-        self.crashed.pop()
-        self.counts["crashed"] -= 1
+    def add(self, run: Run) -> None:
+        if run.status == "running":
+            self.running = run
+            return
+        self.counts[run.status] = self.counts.get(run.status, 0) + 1
+        if run.status in ("skipped", "locked"):
+            return
+        if run.duration_ms is not None:
+            self.durations.append(run.duration_ms)
+        self.items += run.items
+        self.errors += run.errors
+        if run.did_work and (self.last_worked is None or run.started_at >= self.last_worked.started_at):
+            self.last_worked = run
 
 
-def collect_runs(path: Path, since: str | None) -> Runs:
-    """Given one job's ledger file, return its runs added up.
-
-    A finish is matched to its start by run_id; a start with no finish is a
-    run that died (crashed), its start time kept in runs.crashed.
-    """
+def collect_runs(home: Path, job: str, since: str | None, damage: ledger.Damage | None = None) -> Runs:
+    """Given one job's ledger, return its runs since a ledger time (None: all), added up."""
     runs = Runs()
-    counts, durations = runs.counts, runs.durations
-    starts: dict[str, str] = {}
-    last_started = ""
-    for record in ledger.read_lines(path, since):
-        if record["event"] == "start":
-            starts[record["run_id"]] = record.get("ts", "")
-            continue
-        started_at = starts.pop(record["run_id"], None) or record.get("ts", "")
-        status = record.get("status", "failed")
-        counts[status] = counts.get(status, 0) + 1
-        if status not in NOT_ATTEMPTED and record.get("duration_ms") is not None:
-            durations.append(record["duration_ms"])
-        runs.items += record.get("items") or 0
-        runs.errors += record.get("errors") or 0
-        if started_at >= last_started:
-            last_started = started_at
-            runs.last_finished = {"started_at": started_at, "status": status, "error": record.get("error")}
-    runs.crashed = sorted(starts.values())
-    counts["crashed"] = len(runs.crashed)
+    for run in runs_since(home, job, since, damage):
+        runs.add(run)
     return runs
 
 
@@ -111,28 +105,30 @@ def ist_text(utc_text: str | None) -> str | None:
     return parse_utc(utc_text).astimezone(IST).isoformat(timespec="seconds")
 
 
+def run_summary(run: Run | None) -> dict[str, Any] | None:
+    """Return a run as jobstats and status show it: start (IST), status, error."""
+    if run is None:
+        return None
+    return {"started_at": ist_text(run.started_at), "status": run.status, "error": run.error}
+
+
 @dataclass
 class JobReport:
     """The figures of one job, as jobstats shows them."""
 
     name: str
     runs: Runs = field(default_factory=Runs)
-    running: bool = False
     next_run: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the job's figures under jobstats' stable JSON keys."""
         runs = self.runs
-        attempted = runs.total - sum(runs.counts[status] for status in NOT_ATTEMPTED)
         durations = sorted(runs.durations)
-        last = runs.last
         return {
             "runs": runs.total,
             "status_counts": runs.counts,
-            "success_rate": round(runs.counts["success"] / attempted, 4) if attempted else None,
-            "last_run": {"started_at": ist_text(last["started_at"]), "status": last["status"], "error": last["error"]}
-            if last
-            else None,
+            "success_rate": round(runs.counts["success"] / runs.worked, 4) if runs.worked else None,
+            "last_run": run_summary(runs.last_worked),
             "duration_ms": {
                 "p50": percentile(durations, 0.5),
                 "p95": percentile(durations, 0.95),
@@ -141,12 +137,17 @@ class JobReport:
             "items": runs.items,
             "errors": runs.errors,
             "next_run": self.next_run,
-            "running": self.running,
+            "running": runs.running is not None,
         }
 
 
 def build_reports(
-    home: Path, entries: list[Entry], now: dt.datetime, since: dt.datetime | None, only: str | None
+    home: Path,
+    entries: list[Entry],
+    now: dt.datetime,
+    since: dt.datetime | None,
+    only: str | None,
+    damage: ledger.Damage | None = None,
 ) -> dict[str, JobReport]:
     """Return a JobReport per scheduled job (or just `only`), from the ledger under home."""
     since_text = format_utc(since) if since else None
@@ -155,10 +156,6 @@ def build_reports(
         if only and entry.job != only:
             continue
         report = JobReport(entry.job, next_run=entry.next_run(now).isoformat(timespec="seconds"))
-        report.runs = collect_runs(ledger.ledger_path(home, entry.job), since_text)
-        if report.runs.crashed and is_locked(home, entry.job):
-            # Only the newest start can be the run holding the lock; older ones died.
-            report.running = True
-            report.runs.mark_newest_start_running()
+        report.runs = collect_runs(home, entry.job, since_text, damage)
         reports[entry.job] = report
     return reports

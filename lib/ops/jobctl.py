@@ -19,17 +19,17 @@ from typing import Any
 import click
 
 from lib import clock, crontab, export
-from lib.cli import report_errors
+from lib.cli import main, plural, report_errors
 from lib.db import connect, migrate, schema_version
-from lib.errors import CasejobsError, UsageError
-from lib.health import installed_at, job_health, mark_installed, running_pid
-from lib.home import prepare_home
-from lib.ledger import ledger_path
-from lib.lock import is_locked
+from lib.errors import CasejobsError, ConfigError, UsageError
+from lib.health import LEVEL_NAMES, check_job, installed_at, job_health, mark_installed
+from lib.history import latest, process_alive
+from lib.home import create_home
+from lib.ledger import Damage
 from lib.schedule import Entry, find_entry, read_schedule
 from lib.seed import SCALES, seed_database
 from lib.settings import PROJECT_ROOT, load_settings
-from lib.stats import collect_runs, ist_text
+from lib.stats import run_summary
 
 
 @click.group(name="jobctl", context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +42,14 @@ def database_group() -> None:
     """Create, migrate and fill the case-management database."""
 
 
+def _make_database_folder(home: Path, path: Path) -> None:
+    """Create the home when the database lives in it; another folder must exist already."""
+    if path.parent == home:
+        create_home(home)
+    elif not path.parent.is_dir():
+        raise ConfigError(f"database {path} (CASEJOBS_DB): its folder {path.parent} does not exist")
+
+
 @database_group.command(name="init")
 @click.option("--db", type=click.Path(dir_okay=False), help="The SQLite database [env CASEJOBS_DB].")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
@@ -50,7 +58,7 @@ def database_init(db: str | None, verbose: bool) -> None:
     """Create the database, or migrate it to the current schema (safe to run again)."""
     settings = load_settings({"core.db": db})
     path = settings.database_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_database_folder(settings.home, path)
     created = not path.exists()
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
     try:
@@ -83,7 +91,7 @@ def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -
     """Fill a new, empty database with realistic demo data (creating it if needed)."""
     settings = load_settings({"core.db": db})
     path = settings.database_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_database_folder(settings.home, path)
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
     try:
         migrate(database, path)
@@ -125,7 +133,7 @@ def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None,
     if dry_run:
         click.echo("\n".join(plan.lines))
         return
-    prepare_home(settings.home)
+    create_home(settings.home)
     current = crontab.read_crontab()
     wanted = crontab.with_block(current, plan.lines)
     if wanted == current:
@@ -157,21 +165,29 @@ def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> No
         click.echo("removed the casejobs block")
     if not (wait_for_jobs or stop_jobs):
         return
-    running = {entry.job: running_pid(settings.home, entry.job) for entry in read_schedule()}
-    running = {job: pid for job, pid in running.items() if pid}
+    running = {}
+    for entry in read_schedule():
+        run = latest(settings.home, entry.job).running
+        if run is not None and run.pid:
+            running[entry.job] = run.pid
     if stop_jobs:
         for job, pid in running.items():
-            if pid > 0:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                click.echo(f"sent SIGTERM to {job} (pid {pid})")
-    for job in running:
-        if is_locked(settings.home, job):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            click.echo(f"sent SIGTERM to {job} (pid {pid})")
+    for job, pid in running.items():
+        if _still_running(settings.home, job, pid):
             click.echo(f"waiting for {job} to finish...")
-        while is_locked(settings.home, job):
+        while _still_running(settings.home, job, pid):
             time.sleep(0.2)
     if running:
         click.echo("no job is running")
+
+
+def _still_running(home: Path, job: str, pid: int) -> bool:
+    """True while the run of pid has not written its finish line and its process lives."""
+    run = latest(home, job).running
+    return run is not None and run.pid == pid and process_alive(pid)
 
 
 @jobctl.command(name="status")
@@ -188,18 +204,21 @@ def status_command(as_json: bool, verbose: bool) -> None:
         schedule: dict[str, Any] = {"installed": block is not None, "current": block == current, "error": None}
     except CasejobsError as error:
         schedule = {"installed": None, "current": None, "error": str(error)}
+    damage = Damage()
+    installed = installed_at(settings.home) is not None
     jobs = {}
     for entry in read_schedule():
-        health = job_health(settings, entry, now)
-        last = collect_runs(ledger_path(settings.home, entry.job), None).last
+        health = job_health(settings, entry, now, damage)
+        problems = check_job(health, now, installed)
         jobs[entry.job] = {
             "running": health.running_pid is not None,
-            "pid": health.running_pid,
-            "last_run": {"started_at": ist_text(last["started_at"]), "status": last["status"]} if last else None,
+            "running_pid": health.running_pid,
+            "last_run": run_summary(health.state.last_worked),
             "next_run": entry.next_run(now).isoformat(timespec="minutes"),
             **health.as_dict(),
+            "problems": [f"{LEVEL_NAMES[level]} {line}" for level, line in problems],
         }
-    report = {"schedule": schedule, "jobs": jobs}
+    report = {"schedule": schedule, "jobs": jobs, "damaged_lines": damage.lines}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -211,10 +230,15 @@ def status_command(as_json: bool, verbose: bool) -> None:
     click.echo(f"schedule: {state}")
     for name, job in jobs.items():
         last = job["last_run"]
-        flags = [f"running (pid {job['pid']})"] if job["running"] else []
-        flags += [f"OVERDUE: {job['missed_slots']} slot(s) missed"] if job["overdue"] else []
+        flags = [f"running (pid {job['running_pid']})"] if job["running"] else []
+        flags += [f"OVERDUE: {plural(job['missed_slots'], 'slot')} missed"] if job["overdue"] else []
         last_text = f"{last['started_at']} {last['status']}" if last else "never"
         click.echo(f"{name:<20} last {last_text:<34} next {job['next_run']}  {'  '.join(flags)}".rstrip())
+        for problem in job["problems"]:
+            if "missed" not in problem:
+                click.echo(f"{'':<20} {problem}")
+    if damage.describe():
+        click.echo(f"jobctl status: warning: {damage.describe()}", err=True)
 
 
 @jobctl.command(name="run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -247,11 +271,12 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
             continue
         if health.running_pid:
             click.echo(
-                f"{entry.job}: {health.missed_slots} slot(s) missed, but a run is going on (pid {health.running_pid})"
+                f"{entry.job}: {plural(health.missed_slots, 'slot')} missed, but a run is going on "
+                f"(pid {health.running_pid})"
             )
             continue
         click.echo(
-            f"{entry.job}: {health.missed_slots} slot(s) missed; {'would run' if dry_run else 'running'} it once"
+            f"{entry.job}: {plural(health.missed_slots, 'slot')} missed; {'would run' if dry_run else 'running'} it once"
         )
         if not dry_run:
             code = subprocess.run([str(entry.script_path), "--trigger", "catchup"], check=False).returncode
@@ -295,4 +320,4 @@ def export_command(export_format: str, out: str | None, windows_project: str, im
 
 
 if __name__ == "__main__":
-    jobctl.main(prog_name="jobctl")
+    main(jobctl)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from typing import Any
 
 import click
 
 from lib import clock
-from lib.cli import report_errors
+from lib.cli import main, plural, report_errors
 from lib.errors import UsageError
-from lib.health import job_health
-from lib.ledger import DamagedLineWarning
+from lib.health import LEVEL_NAMES, OK, check_all, job_health
+from lib.ledger import Damage
 from lib.schedule import job_name_for_script, read_schedule
 from lib.settings import load_settings
-from lib.stats import REPORTED_STATUSES, build_reports, parse_since
+from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
 
 
 def _format_duration(milliseconds: int | None) -> str:
@@ -25,38 +24,14 @@ def _format_duration(milliseconds: int | None) -> str:
     return f"{milliseconds} ms" if milliseconds < 10_000 else f"{milliseconds / 1000:.1f} s"
 
 
-CHECK_LEVELS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}
-
-
-def check_problems(jobs: dict[str, dict[str, Any]]) -> list[tuple[int, str]]:
-    """Given jobstats' per-job figures, return (level, line) per problem: 1 warning, 2 critical."""
-    problems = []
-    for name, job in jobs.items():
-        last = job["last_run"]
-        if last and last["status"] in ("failed", "crashed"):
-            problems.append(
-                (
-                    2,
-                    f"{name}: last run {last['status']} at {last['started_at']}"
-                    + (f": {last['error']}" if last["error"] else ""),
-                )
-            )
-        elif last and last["status"] in ("partial", "timeout", "interrupted"):
-            problems.append((1, f"{name}: last run {last['status']} at {last['started_at']}"))
-        missed = job["missed_slots"]
-        if missed > 1:
-            problems.append((2, f"{name}: {missed} scheduled runs missed"))
-        elif missed == 1:
-            problems.append((1, f"{name}: its last scheduled run was missed"))
-    return problems
-
-
 def render_text(summary: dict[str, Any]) -> str:
     """Given jobstats' JSON summary, return it as text for a person."""
     lines = [f"casejobs runs since {summary['since'] or 'the start of the ledger'} (times in IST)", ""]
     for name, job in summary["jobs"].items():
         rate = "-" if job["success_rate"] is None else f"{job['success_rate'] * 100:.1f}%"
-        lines.append(f"{name}: {job['runs']} runs, success rate {rate}" + ("  [running now]" if job["running"] else ""))
+        lines.append(
+            f"{name}: {plural(job['runs'], 'run')}, success rate {rate}" + ("  [running now]" if job["running"] else "")
+        )
         counts = ", ".join(f"{status} {count}" for status, count in job["status_counts"].items() if count)
         lines.append(f"  statuses:  {counts or 'none yet'}")
         last = job["last_run"]
@@ -67,9 +42,10 @@ def render_text(summary: dict[str, Any]) -> str:
             )
         duration = job["duration_ms"]
         lines.append(
-            f"  duration:  p50 {_format_duration(duration['p50'])}, p95 {_format_duration(duration['p95'])}, max {_format_duration(duration['max'])}"
+            f"  duration:  p50 {_format_duration(duration['p50'])}, p95 {_format_duration(duration['p95'])}, "
+            f"max {_format_duration(duration['max'])}"
         )
-        lines.append(f"  items:     {job['items']} done, {job['errors']} errors")
+        lines.append(f"  items:     {job['items']} done, {plural(job['errors'], 'error')}")
         lines.append(
             f"  next run:  {job['next_run']}" + (f"  OVERDUE ({job['missed_slots']} missed)" if job["overdue"] else "")
         )
@@ -79,18 +55,24 @@ def render_text(summary: dict[str, Any]) -> str:
 
 @click.command(name="jobstats", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--job", help="Only this job (dailySync or daily-sync).")
-@click.option("--since", help="Only runs started since: 7d, 12h, 30m, 2026-11-01 (IST) or an ISO time.")
+@click.option(
+    "--since",
+    default=DEFAULT_SINCE,
+    show_default=True,
+    help="Only runs started since: 7d, 12h, 30m, 2026-11-01 (IST), an ISO time, or all.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with stable keys instead of text.")
 @click.option(
     "--check",
     is_flag=True,
-    help="For monitoring: one line per problem; exit 0 OK, 1 WARNING (last run partial or one slot missed), "
-    "2 CRITICAL (last run failed or crashed, or more than one slot missed).",
+    help="For monitoring: one line per problem; exit 0 OK, 1 WARNING (last run partial, timeout or "
+    "interrupted, one slot missed, never ran), 2 CRITICAL (last run failed, crashed or a configuration "
+    "error, or more than one slot missed).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobstats")
-def jobstats(job: str | None, since: str | None, as_json: bool, check: bool, verbose: bool) -> None:
-    """Summarise the ledger per job: runs and counts per status, success rate, last run,
+def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: bool) -> None:
+    """Summarise the ledger per job: runs and counts per status, success rate, last run that did work,
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
     settings = load_settings()
@@ -102,33 +84,34 @@ def jobstats(job: str | None, since: str | None, as_json: bool, check: bool, ver
         known = [entry.job for entry in entries]
         if only not in known:
             raise UsageError(f"unknown job {job!r}; known jobs: {', '.join(known)}")
-    since_moment = parse_since(since, now) if since else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DamagedLineWarning)
-        reports = build_reports(settings.home, entries, now, since_moment, only)
-    damaged = [str(warning.message) for warning in caught if issubclass(warning.category, DamagedLineWarning)]
-    if damaged:
-        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
-        click.echo(f"jobstats: warning: {damaged[0]}{more}", err=True)
-    health = {entry.job: job_health(settings, entry, now) for entry in entries if entry.job in reports}
+    since_moment = parse_since(since, now)
+    damage = Damage()
+    chosen = [entry for entry in entries if only is None or entry.job == only]
+    health = {entry.job: job_health(settings, entry, now, damage if check else None) for entry in chosen}
+    if check:
+        problems = check_all(list(health.values()), settings.home, now)
+        for level, line in problems:
+            click.echo(f"{LEVEL_NAMES[level]} {line}")
+        if not problems:
+            click.echo("OK all jobs on schedule")
+        if damage.describe():
+            click.echo(f"jobstats: warning: {damage.describe()}", err=True)
+        sys.exit(max((level for level, _ in problems), default=OK))
+    reports = build_reports(settings.home, entries, now, since_moment, only, damage)
     summary = {
         "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
         "since": since_moment.astimezone(clock.IST).isoformat(timespec="seconds") if since_moment else None,
         "statuses": list(REPORTED_STATUSES),
+        "damaged_lines": damage.lines,
         "jobs": {
             name: {**report.as_dict(), "overdue": health[name].overdue, "missed_slots": health[name].missed_slots}
             for name, report in reports.items()
         },
     }
-    if check:
-        problems = check_problems(summary["jobs"])
-        for level, line in problems:
-            click.echo(f"{CHECK_LEVELS[level]} {line}")
-        if not problems:
-            click.echo("OK all jobs on schedule")
-        sys.exit(max((level for level, _ in problems), default=0))
+    if damage.describe():
+        click.echo(f"jobstats: warning: {damage.describe()}", err=True)
     click.echo(json.dumps(summary, indent=2) if as_json else render_text(summary), nl=as_json)
 
 
 if __name__ == "__main__":
-    jobstats.main(prog_name="jobstats")
+    main(jobstats)

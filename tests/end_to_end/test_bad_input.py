@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_script
+from tests.helpers import ledger_lines
 
 
 def assert_one_line_error(result, exit_code: int, *words: str) -> None:
@@ -21,7 +23,17 @@ def assert_one_line_error(result, exit_code: int, *words: str) -> None:
 
 def ledger_is_empty(home: Path) -> bool:
     folder = home / "ledger"
-    return not folder.exists() or not any(folder.glob("*.jsonl"))
+    return not folder.exists() or not any(folder.rglob("*.jsonl"))
+
+
+def only_a_config_line(home: Path, *words: str, job: str = "userPendingRefresh") -> bool:
+    """True when the run left one `config` finish line naming the words, and created nothing else."""
+    (line,) = ledger_lines(home, job)
+    assert (line["event"], line["status"], line["exit_code"]) == ("finish", "config", 78)
+    assert all(word in line["error"] for word in words), line["error"]
+    created = {path.name for path in home.iterdir()} - {"casejobs.db", "casejobs.db-wal", "casejobs.db-shm"}
+    assert created <= {"ledger", "casejobs.toml"}, created
+    return True
 
 
 def test_unknown_job_name(home: Path) -> None:
@@ -41,14 +53,14 @@ def test_unknown_option(home: Path) -> None:
 def test_missing_database(home: Path) -> None:
     result = run_script("user-pending-refresh", home=home, CASEJOBS_DB=str(home / "nowhere.db"))
     assert_one_line_error(result, 78, "CASEJOBS_DB", "does not exist", "jobctl db init")
-    assert ledger_is_empty(home)
+    assert only_a_config_line(home, "CASEJOBS_DB", "does not exist")
     assert not (home / "nowhere.db").exists()
 
 
 def test_a_file_that_is_not_sqlite(home: Path) -> None:
     (home / "casejobs.db").write_text("these are my notes, not a database\n" * 20)
     assert_one_line_error(run_script("user-pending-refresh", home=home), 78, "not an SQLite database")
-    assert ledger_is_empty(home)
+    assert only_a_config_line(home, "not an SQLite database")
 
 
 def test_an_unreadable_database(home: Path, database_path: Path) -> None:
@@ -62,8 +74,8 @@ def test_a_schema_newer_than_the_code(home: Path, database_path: Path) -> None:
     connection.execute("PRAGMA user_version = 99")
     connection.close()
     assert_one_line_error(run_script("user-pending-refresh", home=home), 78, "schema version 99", "newer")
+    assert only_a_config_line(home, "schema version 99")
     assert_one_line_error(run_script("jobctl", "db", "init", home=home), 78, "newer")
-    assert ledger_is_empty(home)
 
 
 def test_a_schema_older_than_the_code_asks_for_init(home: Path, database_path: Path) -> None:
@@ -75,25 +87,38 @@ def test_a_schema_older_than_the_code_asks_for_init(home: Path, database_path: P
     assert run_script("user-pending-refresh", home=home).returncode == 0
 
 
-@pytest.mark.parametrize("script", ["user-pending-refresh", "jobstats"])
-def test_a_bad_frozen_clock(home: Path, database_path: Path, script: str) -> None:
-    result = run_script(script, home=home, CASEJOBS_NOW="half past six")
+def test_a_bad_frozen_clock_is_recorded_at_the_real_time(home: Path, database_path: Path) -> None:
+    result = run_script("user-pending-refresh", home=home, CASEJOBS_NOW="half past six")
     assert_one_line_error(result, 78, "CASEJOBS_NOW")
-    assert ledger_is_empty(home)
+    assert only_a_config_line(home, "CASEJOBS_NOW")
+    assert ledger_lines(home, "userPendingRefresh")[0]["ts"][:4] == str(dt.datetime.now(dt.UTC).year)
 
 
-def test_an_unwritable_home(tmp_path: Path) -> None:
+def test_a_bad_frozen_clock_in_jobstats_writes_nothing(home: Path) -> None:
+    assert_one_line_error(run_script("jobstats", home=home, CASEJOBS_NOW="half past six"), 78, "CASEJOBS_NOW")
+    assert list(home.iterdir()) == []
+
+
+def test_a_home_that_is_not_a_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    home = blocker / "home"  # a folder cannot be made inside a file, even by root
-    result = run_script("user-pending-refresh", home=home)
-    assert_one_line_error(result, 78, "CASEJOBS_HOME", "not writable")
+    result = run_script("user-pending-refresh", home=blocker, CASEJOBS_DB=str(tmp_path / "x.db"))
+    assert_one_line_error(result, 78, "CASEJOBS_DB")
+    result = run_script("user-pending-refresh", home=blocker / "home")
+    assert_one_line_error(result, 78, "does not exist")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_mistyped_home_creates_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "casejbos"
+    result = run_script("user-pending-refresh", home=home, CASEJOBS_DB=str(tmp_path / "x.db"))
+    assert result.returncode == 78 and not home.exists()
 
 
 def test_a_broken_config_file(home: Path, database_path: Path) -> None:
     (home / "casejobs.toml").write_text("[core\nlog_format = json\n")
     assert_one_line_error(run_script("user-pending-refresh", home=home), 78, "casejobs.toml", "not valid TOML")
-    assert ledger_is_empty(home)
+    assert only_a_config_line(home, "not valid TOML")
 
 
 def test_an_unknown_setting_in_the_config_file(home: Path, database_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.builders import Dataset
 from tests.conftest import ECOURTS_TOKEN, ecourts_environment, run_script, start_script
+from tests.helpers import last_finish, ledger_lines
 
 NOW = "2026-11-25T06:30:00+05:30"
 
@@ -26,7 +27,7 @@ def sync(home: Path, server, *arguments: str, **environment: str):
 
 
 def finish(home: Path) -> dict:
-    return json.loads((home / "ledger" / "dailySync.jsonl").read_text().splitlines()[-1])
+    return last_finish(home, "dailySync")
 
 
 def query(database_path: Path, sql: str, *parameters: object) -> list[tuple]:
@@ -233,7 +234,7 @@ def test_the_token_never_leaves(home, cases, ecourts, database_path, tmp_path) -
 
     assert outputs[0].returncode == 3  # one case failed: the token file was used
     everything = "".join(result.stdout + result.stderr for result in outputs)
-    everything += (home / "ledger" / "dailySync.jsonl").read_text()
+    everything += json.dumps(ledger_lines(home, "dailySync"))
     everything += json.dumps(query(database_path, "SELECT * FROM audit_logs")) + json.dumps(
         query(database_path, "SELECT * FROM cases")
     )

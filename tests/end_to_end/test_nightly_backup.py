@@ -16,6 +16,7 @@ import pytest
 
 from lib.seed import seed_database
 from tests.conftest import BIN, cron_environment, run_script, start_script
+from tests.helpers import last_finish
 
 NOW = "2026-11-25T23:30:00+05:30"
 PACKAGE = "casejobs-backup-2026-11-25.zip"
@@ -46,11 +47,12 @@ def dump(path: Path) -> list[str]:
 
 
 def finish(home: Path) -> dict:
-    return json.loads((home / "ledger" / "nightlyBackup.jsonl").read_text().splitlines()[-1])
+    return last_finish(home, "nightlyBackup")
 
 
 def backups(home: Path) -> list[str]:
-    return sorted(path.name for path in (home / "backups").iterdir())
+    folder = home / "backups"
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
 def test_round_trip_restores_the_same_content(home: Path, demo: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import yaml
 
 from tests.builders import Dataset
 from tests.conftest import BIN, run_script, start_script
+from tests.helpers import ledger_lines, wait_for_log_event
 from tests.smtp_server import free_port
 
 FOREIGN = "# the firm's own jobs\nMAILTO=it@firm.example\n15 2 * * 1 /usr/local/bin/weekly-report --all\n"
@@ -150,8 +151,7 @@ def seeded_home(home: Path, dataset: Dataset) -> None:
 
 
 def ledger(home: Path, job: str) -> list[dict]:
-    path = home / "ledger" / f"{job}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return ledger_lines(home, job)
 
 
 def test_catch_up_after_a_week_switched_off_runs_each_job_once(home: Path, dataset: Dataset) -> None:
@@ -168,7 +168,7 @@ def test_catch_up_after_a_week_switched_off_runs_each_job_once(home: Path, datas
     for job in ("dailySync", "slaCheck", "nightlyBackup", "userPendingRefresh"):
         catchups = [line for line in ledger(home, job) if line["event"] == "finish" and line["trigger"] == "catchup"]
         assert len(catchups) == 1 and catchups[0]["status"] == "success", job
-    assert "dailySync: 7 slot(s) missed; running it once" in result.stdout
+    assert "dailySync: 7 slots missed; running it once" in result.stdout
     assert again.returncode == 0 and "running it once" not in again.stdout
 
 
@@ -224,7 +224,7 @@ def test_status_says_what_runs_and_what_is_overdue(home: Path, dataset: Dataset)
         "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="300"
     )
     try:
-        process.stderr.readline()  # the run has started
+        wait_for_log_event(process, "run started")
         result = run_script("jobctl", "status", "--json", home=home)
     finally:
         process.kill()
@@ -233,7 +233,7 @@ def test_status_says_what_runs_and_what_is_overdue(home: Path, dataset: Dataset)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["jobs"]["userPendingRefresh"]["running"] is True
-    assert report["jobs"]["userPendingRefresh"]["pid"] == process.pid
+    assert report["jobs"]["userPendingRefresh"]["running_pid"] == process.pid
     assert report["jobs"]["nightlyBackup"]["next_run"].endswith("23:30+05:30")
     assert set(report["schedule"]) == {"installed", "current", "error"}
 
@@ -256,7 +256,7 @@ def uninstall_during_a_run(home: Path, dataset: Dataset, flag: str) -> tuple[sub
         "user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="250"
     )
     try:
-        process.stderr.readline()  # the run has started
+        wait_for_log_event(process, "run started")
         result = run_script("jobctl", "uninstall", flag, home=home)
         return result, process.wait(timeout=30)
     finally:

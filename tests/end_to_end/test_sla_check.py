@@ -14,6 +14,7 @@ import pytest
 
 from tests.builders import Dataset
 from tests.conftest import run_script
+from tests.helpers import last_finish
 from tests.smtp_server import free_port, smtp_server
 
 JUST_AFTER_MIDNIGHT_IST = "2026-11-24T18:40:00Z"
@@ -38,7 +39,7 @@ def notifications(database_path: Path) -> list[dict]:
 
 
 def finish_line(home: Path) -> dict:
-    return json.loads((home / "ledger" / "slaCheck.jsonl").read_text().splitlines()[-1])
+    return last_finish(home, "slaCheck")
 
 
 @pytest.fixture

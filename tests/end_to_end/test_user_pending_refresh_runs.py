@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tests import helpers
 from tests.builders import Dataset
 from tests.conftest import run_script, start_script
 
@@ -15,8 +16,7 @@ SLOW = {"CASEJOBS_DEBUG_ITEM_DELAY_MS": "300"}
 
 
 def ledger_lines(home: Path, job: str = "userPendingRefresh") -> list[dict]:
-    path = home / "ledger" / f"{job}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return helpers.ledger_lines(home, job)
 
 
 def wait_for_log_event(process, event: str, timeout: float = 30) -> dict:
