@@ -18,6 +18,7 @@ import sqlite3
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -201,7 +202,7 @@ def verify_package(path: Path, check_database: bool = False, stop_flag: StopFlag
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as error:
-        result.problems.append(f"not a readable ZIP: {error}")
+        result.problems.append(f"not a readable ZIP file, damaged or truncated ({error})")
         return result
     with archive:
         names = archive.namelist()
@@ -246,12 +247,16 @@ def _check_member(
                     stop_flag.check()
     except KeyError:
         return "missing"
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # a bad CRC or a broken stream
+    except EOFError:
+        return "data cut short (the package is truncated)"
+    except (zipfile.BadZipFile, zlib.error) as error:  # a bad CRC, or deflate data that does not inflate
+        return "data corrupted" if "CRC" in str(error) or isinstance(error, zlib.error) else f"unreadable ({error})"
+    except (OSError, ValueError) as error:
         return f"unreadable ({error})"
     if size != figures.get("size"):
         return f"size {size} differs from the manifest's {figures.get('size')}"
     if digest.hexdigest() != figures.get("sha256"):
-        return "sha256 differs from the manifest"
+        return "content differs from the manifest (sha256)"
     return None
 
 

@@ -38,7 +38,8 @@ def last_finish(home: Path, job: str) -> dict[str, Any]:
 def write_ledger(home: Path, job: str, lines: list[dict[str, Any] | str]) -> None:
     """Write hand-made ledger lines as the harness files them: by the month of each line's ts.
 
-    A line given as text (a damaged one) goes into the month of the line before it.
+    A line given as text, or with a time that is not a valid ledger time (a damaged one), goes into the
+    month of the line before it.
     """
     folder = ledger.job_folder(home, job)
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,9 +47,7 @@ def write_ledger(home: Path, job: str, lines: list[dict[str, Any] | str]) -> Non
     by_month: dict[str, list[str]] = {}
     for line in lines:
         if isinstance(line, dict):
-            month = (
-                str(line.get("ts", ""))[:7] if isinstance(line.get("ts"), str) and line["ts"][:4].isdigit() else month
-            )
+            month = line["ts"][:7] if ledger.is_valid_time(line.get("ts")) else month
             text = json.dumps(line)
         else:
             text = line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from typing import Any
@@ -75,6 +76,7 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
     """Summarise the ledger per job: runs and counts per status, success rate, last run that did work,
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
+    gc.disable()  # a short-lived reader of many small objects without cycles: a year reads a quarter faster
     settings = load_settings()
     now = settings.now()
     entries = read_schedule()

@@ -6,8 +6,6 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_script
 from tests.helpers import ledger_lines
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.builders import Dataset
 from tests.conftest import ECOURTS_TOKEN, ecourts_environment, run_script, start_script
-from tests.helpers import last_finish, ledger_lines
+from tests.helpers import last_finish, ledger_lines, wait_for_log_event
 
 NOW = "2026-11-25T06:30:00+05:30"
 
@@ -271,7 +271,8 @@ def test_sigkill_mid_run_leaves_every_case_whole_or_untouched(home, dataset, eco
     process = start_script(
         "daily-sync", home=home, **ecourts_environment(server, CASEJOBS_NOW=NOW, CASEJOBS_ECOURTS_CONCURRENCY="4")
     )
-    time.sleep(1.5)
+    for _ in range(20):  # a third of the cases are stored: kill it half-way through its work
+        wait_for_log_event(process, "case synced")
     process.kill()
     process.communicate()
 

@@ -16,7 +16,7 @@ import pytest
 
 from lib.seed import seed_database
 from tests.conftest import BIN, cron_environment, run_script, start_script
-from tests.helpers import last_finish
+from tests.helpers import last_finish, wait_until
 
 NOW = "2026-11-25T23:30:00+05:30"
 PACKAGE = "casejobs-backup-2026-11-25.zip"
@@ -48,6 +48,14 @@ def dump(path: Path) -> list[str]:
 
 def finish(home: Path) -> dict:
     return last_finish(home, "nightlyBackup")
+
+
+def app_writes(database: Path) -> int:
+    connection = sqlite3.connect(database)
+    try:
+        return connection.execute("SELECT count(*) FROM audit_logs WHERE action = 'APP_WRITE'").fetchone()[0]
+    finally:
+        connection.close()
 
 
 def backups(home: Path) -> list[str]:
@@ -154,8 +162,10 @@ def test_a_flipped_byte_is_found_and_named(home: Path, demo: Path) -> None:
     result = run_script("nightly-backup", "verify", str(package), home=home)
 
     assert result.returncode == 1
-    assert PACKAGE in result.stderr
-    assert any(member in result.stderr for member in ("cases.json:", "database.db:", "users.json:"))
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"{package}: BAD: ")
+    assert any(member in line for member in ("cases.json:", "database.db:", "users.json:", "not a readable ZIP"))
+    assert "Error -3" not in line and "error: error" not in result.stderr
 
 
 def test_verify_all_and_a_tampered_member(home: Path, demo: Path, tmp_path: Path) -> None:
@@ -170,7 +180,29 @@ def test_verify_all_and_a_tampered_member(home: Path, demo: Path, tmp_path: Path
 
     assert result.returncode == 1
     assert f"{PACKAGE}: ok" in result.stdout
-    assert "casejobs-backup-2026-11-24.zip: users.json: size" in result.stderr
+    assert "casejobs-backup-2026-11-24.zip: BAD: users.json: size" in result.stdout
+
+
+def test_verify_all_checks_every_package_and_names_the_bad_one(home: Path, demo: Path) -> None:
+    for day in ("2026-11-23", "2026-11-24", "2026-11-25"):
+        assert backup(home, CASEJOBS_NOW=f"{day}T23:30:00+05:30").returncode == 0
+    middle = home / "backups" / "casejobs-backup-2026-11-24.zip"
+    with zipfile.ZipFile(middle) as archive:
+        member = archive.getinfo("cases.json")
+    data = bytearray(middle.read_bytes())
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    for offset in range(start + 100, start + 400):  # inside cases.json's deflate stream
+        data[offset] ^= 0x5A
+    middle.write_bytes(bytes(data))
+
+    result = run_script("nightly-backup", "verify", "--all", home=home)
+
+    assert result.returncode == 1
+    lines = sorted(result.stdout.splitlines())
+    assert lines[0] == f"{home / 'backups' / 'casejobs-backup-2026-11-23.zip'}: ok"
+    assert lines[1] == f"{middle}: BAD: cases.json: data corrupted"
+    assert lines[2] == f"{home / 'backups' / 'casejobs-backup-2026-11-25.zip'}: ok"
+    assert "Traceback" not in result.stderr
 
 
 def test_restore_refuses_zip_slip_names(home: Path, demo: Path, tmp_path: Path) -> None:
@@ -338,7 +370,7 @@ while time.time() < deadline:
 """
     writer = subprocess.Popen([sys.executable, "-c", writer_code])
     try:
-        time.sleep(0.5)
+        wait_until(lambda: app_writes(demo) > 0, what="the application's first write")
         result = backup(home)
         during = (
             sqlite3.connect(demo).execute("SELECT count(*) FROM audit_logs WHERE action = 'APP_WRITE'").fetchone()[0]

@@ -335,6 +335,28 @@ def test_monitoring_pings_start_and_finish_with_the_run_id(
     assert b"run finished" in ping_server.received[3][1]  # the last log lines go with the finish
 
 
+def test_skipped_and_locked_runs_send_no_ping(home: Path, dataset: Dataset, ping_server) -> None:
+    seeded_home(home, dataset)
+    url = f"http://127.0.0.1:{ping_server.server_address[1]}/ping/abc"
+    skipped = run_script(
+        "user-pending-refresh", home=home, APP_MODE="server", CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url
+    )
+    holder = start_script("user-pending-refresh", "--log-format", "json", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="300")
+    try:
+        wait_for_log_event(holder, "run started")
+        locked = run_script("user-pending-refresh", home=home, CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url)
+    finally:
+        holder.kill()
+        holder.communicate()
+
+    assert (skipped.returncode, locked.returncode) == (0, 75)
+    assert [line["status"] for line in ledger(home, "userPendingRefresh") if line["event"] == "finish"] == [
+        "skipped",
+        "locked",
+    ]
+    assert ping_server.received == []
+
+
 def test_a_dead_ping_url_changes_nothing(home: Path, dataset: Dataset) -> None:
     seeded_home(home, dataset)
     result = run_script(

@@ -174,8 +174,7 @@ def test_sigkill_while_writing_leaves_the_old_summaries_whole(
         "user-pending-refresh", "-v", "--log-format", "json", home=home, CASEJOBS_NOW="2026-11-25T11:00:00Z", **SLOW
     )
     try:
-        wait_for_log_event(process, "writing summaries")
-        time.sleep(0.45)  # inside the write transaction, between two batches
+        wait_for_log_event(process, "summaries batch written")  # inside the write transaction, between batches
         process.kill()
         process.wait(timeout=30)
     finally:
