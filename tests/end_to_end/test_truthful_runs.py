@@ -6,9 +6,12 @@ The bin/ scripts run as subprocesses in cron's bare environment, against real SQ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -16,11 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from lib.db import connect, migrate
 from tests.builders import Dataset
-from tests.conftest import BIN, cron_environment, run_script, start_script
-from tests.helpers import finishes, last_finish, ledger_lines, wait_for_log_event
+from tests.conftest import BIN, cron_environment, ecourts_environment, run_script, start_script
+from tests.helpers import finishes, last_finish, ledger_lines, wait_for_log_event, wait_until
+from tests.smtp_server import Recorder, free_port
 
 STOP_WITHIN = 1.5  # seconds from the signal (or the limit's expiry) to the process's exit
 FILLER_ROWS = 2_000_000  # enough for integrity_check to take seconds, built in about two
@@ -387,3 +392,165 @@ def test_a_cut_last_line_does_not_swallow_the_next_start(home: Path, dataset: Da
     stats = run_script("jobstats", "--json", home=home, CASEJOBS_NOW="2026-11-25T10:06:00Z")
     assert json.loads(stats.stdout)["damaged_lines"] == 1
     assert json.loads(stats.stdout)["jobs"]["userPendingRefresh"]["status_counts"]["success"] == 2
+
+
+# --- Stops while waiting on eCourts, SMTP and pacing ----------------------------------------
+
+CNRS = [f"MHAU01{number:06d}2023" for number in range(100, 104)]
+
+
+def sync_cases(dataset: Dataset) -> list[int]:
+    lawyer = dataset.user()
+    return [dataset.case(lawyer_id=lawyer, cnr=cnr) for cnr in CNRS]
+
+
+def synced(database_path: Path) -> int:
+    connection = sqlite3.connect(database_path)
+    try:
+        return connection.execute("SELECT count(*) FROM cases WHERE last_synced_at IS NOT NULL").fetchone()[0]
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("wait", ["an answer", "pacing"])
+def test_a_stop_ends_a_wait_on_ecourts(home: Path, dataset: Dataset, ecourts, database_path: Path, wait: str) -> None:
+    simulator, server = ecourts
+    sync_cases(dataset)
+    if wait == "an answer":
+        simulator.latency = 20  # every answer takes 20 s
+        settings = ecourts_environment(server, CASEJOBS_ECOURTS_READ_TIMEOUT="60")
+    else:
+        settings = ecourts_environment(server, CASEJOBS_ECOURTS_RATE_PER_MINUTE="1")  # 60 s between requests
+    process = start_script("daily-sync", "--log-format", "json", home=home, **settings)
+    try:
+        if wait == "an answer":
+            wait_until(lambda: simulator.log, what="the first request")
+        else:
+            wait_for_log_event(process, "case synced")  # the second request now waits its turn for a minute
+        took = stop_and_time(process, "SIGTERM", 0)
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert process.returncode == 143 and took < STOP_WITHIN, took
+    assert last_finish(home, "dailySync")["status"] == "interrupted"
+    assert synced(database_path) == (0 if wait == "an answer" else 1)  # the case in flight is untouched
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never says a word (a hung SMTP server)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.accepted = threading.Event()
+        self.connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.socket.accept()
+                self.connections.append(connection)
+                self.accepted.set()
+
+    def stop(self) -> None:
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+        self._thread.join(timeout=5)
+
+
+def test_a_stop_ends_a_wait_on_a_hung_smtp_server(home: Path, dataset: Dataset, database_path: Path) -> None:
+    case = dataset.case(lawyer_id=dataset.user(), expected_completion_date="2026-11-20")
+    dataset.task(case, dataset.user(), due_date="2026-11-21")
+    server = SilentServer()
+    try:
+        smtp = {"CASEJOBS_SMTP_HOST": "127.0.0.1", "CASEJOBS_SMTP_PORT": str(server.port)}
+        smtp |= {
+            "CASEJOBS_SMTP_SECURITY": "none",
+            "CASEJOBS_SMTP_TIMEOUT": "60",
+            "CASEJOBS_NOW": "2026-11-25T12:00:00Z",
+        }
+        process = start_script("sla-check", home=home, **smtp)
+        try:
+            assert server.accepted.wait(60)  # the job waits for a greeting that never comes
+            took = stop_and_time(process, "SIGTERM", 0)
+        finally:
+            process.kill()
+            process.communicate()
+    finally:
+        server.stop()
+
+    assert process.returncode == 143 and took < STOP_WITHIN, took
+    assert last_finish(home, "slaCheck")["status"] == "interrupted"
+    connection = sqlite3.connect(database_path)
+    statuses = [row[0] for row in connection.execute("SELECT email_status FROM notifications")]
+    connection.close()
+    assert statuses and None in statuses  # stored, its mail left for the next run (never marked SENT)
+
+
+class _SlowToAccept(Recorder):
+    """An SMTP handler that tells the test when a message's data arrived, then accepts it a moment later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_arrived = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_arrived.set()
+        await asyncio.sleep(0.05)  # the stop lands while the job waits for this answer
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_mail_the_server_accepts_during_the_stop_is_recorded_sent(
+    home: Path, dataset: Dataset, database_path: Path
+) -> None:
+    for number in range(3):
+        dataset.case(
+            lawyer_id=dataset.user(email=f"lawyer{number}@firm.example"), expected_completion_date="2026-11-20"
+        )
+    handler = _SlowToAccept()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = {"CASEJOBS_SMTP_HOST": "127.0.0.1", "CASEJOBS_SMTP_PORT": str(controller.port)}
+        smtp |= {"CASEJOBS_SMTP_SECURITY": "none", "CASEJOBS_NOW": "2026-11-25T12:00:00Z"}
+        process = start_script("sla-check", home=home, **smtp)
+        try:
+            assert handler.data_arrived.wait(60)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+            process.communicate()
+    finally:
+        controller.stop()
+
+    assert process.returncode == 143
+    connection = sqlite3.connect(database_path)
+    statuses = [row[0] for row in connection.execute("SELECT email_status FROM notifications ORDER BY id")]
+    connection.close()
+    assert len(handler.messages) == 1 and statuses[0] == "SENT"  # the server took it: recorded as sent
+    assert statuses[1:] == [None, None][: len(statuses) - 1]  # the rest are left for the next run
+
+
+def test_a_second_ctrl_c_still_writes_the_interrupted_line(home: Path, dataset: Dataset, database_path: Path) -> None:
+    some_work(dataset)
+    with _holding_lock(database_path):
+        process = start_script("user-pending-refresh", "-v", "--log-format", "json", home=home)
+        try:
+            wait_for_log_event(process, "writing summaries")
+            sent = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+            took = time.monotonic() - sent
+        finally:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130 and took < STOP_WITHIN, took
+    finish = last_finish(home, "userPendingRefresh")
+    assert (finish["status"], finish["exit_code"]) == ("interrupted", 130)
