@@ -330,6 +330,7 @@ def _settle(
 SPEC = JobSpec(
     name="dailySync",
     summary="Refresh open, non-confidential cases from eCourts: status, hearings, orders; notify lawyers of changes.",
+    sections=("ecourts", "sync"),
     work=sync,
     default_max_runtime=2 * 3600,
     failure_severity="CRITICAL",

@@ -446,6 +446,7 @@ def restore(package: Path, target: Path, force: bool) -> Path:
 SPEC = JobSpec(
     name="nightlyBackup",
     summary="Write today's verified backup package (database, JSON exports, manifest) and apply the retention.",
+    sections=("backup",),
     work=backup,
     default_max_runtime=3 * 3600,
 )

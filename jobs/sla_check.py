@@ -302,6 +302,7 @@ def check(context: RunContext) -> Outcome:
 SPEC = JobSpec(
     name="slaCheck",
     summary="Find SLA violations and warnings and send each responsible person one digest a day.",
+    sections=("smtp", "sla"),
     work=check,
     default_max_runtime=1800,
 )

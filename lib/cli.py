@@ -143,9 +143,8 @@ def common_job_options(command: Callable) -> Callable:
         click.option("--force", is_flag=True, help="Do the work even if this period's work is already done."),
         click.option(
             "--max-runtime",
-            type=click.IntRange(min=1),
             metavar="SECONDS",
-            help="Stop at the next item after this long [env CASEJOBS_MAX_RUNTIME].",
+            help="Stop after this long, 1 to 86400 [env CASEJOBS_MAX_RUNTIME].",
         ),
         click.option(
             "--trigger",

@@ -49,7 +49,7 @@ from lib.errors import (
 from lib.home import check_writable_home, is_writable_home, make_private_folder
 from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
-from lib.monitor import Monitor
+from lib.monitor import Monitor, monitor_setting
 from lib.schedule import find_entry
 from lib.settings import Settings, home_of, load_settings
 from lib.stop import SignalStopper, StopFlag, time_limit
@@ -85,8 +85,15 @@ class JobSpec:
     work: Callable[[RunContext], Outcome]
     default_max_runtime: int = 3600
     failure_severity: str = "HIGH"
+    # The settings sections (or dotted keys) the job uses besides core: checked before anything is written.
+    sections: tuple[str, ...] = ()
     # Checks the job's own settings before anything is written; raises ConfigError (exit 78).
     check_settings: Callable[[Settings], None] | None = None
+
+    @property
+    def setting_scopes(self) -> tuple[str, ...]:
+        """Every settings section and key this job reads."""
+        return ("core", *self.sections, monitor_setting(self.name), "monitor.timeout", "monitor.body_lines")
 
 
 @dataclass
@@ -96,7 +103,7 @@ class RunOptions:
     db: str | None = None
     dry_run: bool = False
     force: bool = False
-    max_runtime: int | None = None
+    max_runtime: str | int | None = None
     trigger: str = "manual"
     log_format: str | None = None
     verbose: bool = False
@@ -212,9 +219,9 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
     settings: Settings | None = None
     try:
         # Everything that can be checked is checked before anything is written.
-        settings = load_settings(_settings_options(options))
+        settings = load_settings(_settings_options(options), scopes=spec.setting_scopes)
         settings.now()
-        settings.load_secrets()
+        settings.load_secrets(spec.setting_scopes)
         if spec.check_settings:
             spec.check_settings(settings)
         check_database_file(settings.database_path)

@@ -1,20 +1,28 @@
 """Settings: command-line options, then CASEJOBS_* environment, then the config file, then defaults.
 
-Every setting is declared once in SETTINGS; its environment variable is
-CASEJOBS_<SECTION>_<NAME> (the core section has no section part, so
-CASEJOBS_HOME, CASEJOBS_DB), and in the TOML config file it is `name` in the
-table `[section]` (core settings at the top level). The README's settings
-table is checked against this list by a test.
+Every setting is declared once in SETTINGS, with its allowed range; its
+environment variable is CASEJOBS_<SECTION>_<NAME> (the core section has no
+section part, so CASEJOBS_HOME, CASEJOBS_DB), and in the TOML config file it
+is `name` in the table `[section]` (core settings at the top level). The
+README's settings table is checked against this list by a test.
+
+Every value is checked when the settings are loaded: numbers are finite and
+in range, URLs have a scheme and a host and never send a secret in clear,
+secrets are printable ASCII. A bad value is kept as an error against its
+setting, and a command asks for the sections it uses (`check()`): one job's
+bad setting never stops another job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import os
+import re
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,40 +32,66 @@ from lib.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE_NAME = "casejobs.toml"
+SIMULATOR_URL = "sim://"
+
+
+class Rule:
+    """How to read one setting's text, and its allowed range in words (for errors and the README)."""
+
+    def __init__(self, parse: Callable[[str], Any], allowed: str) -> None:
+        self.parse = parse
+        self.allowed = allowed
+
+    def __call__(self, value: str) -> Any:
+        try:
+            return self.parse(value)
+        except (ValueError, OverflowError):
+            raise ValueError(f"must be {self.allowed}") from None
 
 
 def _text(value: str) -> str:
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise ValueError("control characters")
     return value
 
 
 def _path(value: str) -> Path:
-    return Path(value).expanduser()
+    return Path(_text(value)).expanduser()
 
 
-def _number(low: float, high: float | None = None, kind: type = int) -> Callable[[str], Any]:
-    """Return a parser of a number from low to high (no upper bound when high is None)."""
+def whole_number(low: int, high: int) -> Rule:
+    """A whole number from low to high."""
 
-    def parse(value: str) -> Any:
-        number = kind(value)
-        if number < low or (high is not None and number > high):
-            raise ValueError(f"must be from {low} to {high}" if high is not None else f"must be at least {low}")
+    def parse(value: str) -> int:
+        number = int(value.strip())
+        if not low <= number <= high:
+            raise ValueError
         return number
 
-    return parse
+    return Rule(parse, f"a whole number from {low} to {high}")
 
 
-def _one_of(*choices: str) -> Callable[[str], str]:
-    """Return a parser that accepts only the given words."""
+def decimal_number(low: float, high: float) -> Rule:
+    """A finite decimal number from low to high (no NaN, no infinity)."""
+
+    def parse(value: str) -> float:
+        number = float(value.strip())
+        if not math.isfinite(number) or not low <= number <= high:
+            raise ValueError
+        return number
+
+    return Rule(parse, f"a number from {low:g} to {high:g}")
+
+
+def one_of(*choices: str) -> Rule:
+    """One of the given words."""
 
     def parse(value: str) -> str:
         if value not in choices:
-            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+            raise ValueError
         return value
 
-    return parse
-
-
-_whole_number = _number(0)
+    return Rule(parse, f"{', '.join(choices[:-1])} or {choices[-1]}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -69,17 +103,44 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _url(value: str) -> str:
-    """Accept an http(s) URL with a host; plain http only to a loopback host, so that nothing secret travels in clear."""
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError("must be an http(s):// URL with a host") from None
+def _web_address(value: str, allow_simulator: bool = False) -> str:
+    if allow_simulator and value == SIMULATOR_URL:
+        return value
+    parts = urllib.parse.urlsplit(_text(value))
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s):// URL with a host")
+        raise ValueError
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError("must be https:// (http:// only to a loopback address such as 127.0.0.1)")
+        raise ValueError  # a token or ping key would travel in clear
+    return value
+
+
+URL = Rule(_web_address, "an https:// URL with a host (http:// only to a loopback address such as 127.0.0.1)")
+ECOURTS_URL = Rule(
+    lambda value: _web_address(value, allow_simulator=True),
+    "an https:// URL with a host (http:// only to a loopback address), or sim:// for the built-in simulator",
+)
+PRINTABLE_SECRET = Rule(
+    lambda value: value if value and all(32 <= ord(character) < 127 for character in value) else _fail(),
+    "printable ASCII",
+)
+HOST = Rule(lambda value: value if re.fullmatch(r"[A-Za-z0-9.:\[\]_-]+", value) else _fail(), "a host name or address")
+MAIL_ADDRESS = Rule(
+    lambda value: value if re.fullmatch(r"[^\s@<>()\[\],;:\"\\]+@[A-Za-z0-9.-]+", value) else _fail(),
+    "an e-mail address such as casejobs@firm.example",
+)
+SWITCH = Rule(lambda value: {"0": False, "1": True, "false": False, "true": True}[value.strip().lower()], "0 or 1")
+TEXT = Rule(_text, "text without control characters")
+PATH = Rule(_path, "a path without control characters")
+GROUP = Rule(lambda value: value if re.fullmatch(r"[A-Za-z0-9._-]+", value) else _fail(), "a group name")
+
+
+def _fail() -> Any:
+    raise ValueError
+
+
+def _frozen_clock(value: str) -> str:
+    now_utc(value)  # raises ConfigError naming CASEJOBS_NOW, with its range
     return value
 
 
@@ -105,80 +166,141 @@ class Setting:
         middle = "" if self.section == "core" else f"{self.section.upper()}_"
         return f"CASEJOBS_{middle}{self.name.upper()}"
 
+    @property
+    def allowed(self) -> str:
+        """The allowed values in words, for the README."""
+        return getattr(self.parse, "allowed", "")
+
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "core", "home", None, _path, "folder holding ledger/, lock/, backups/, log/ (default: var/ in the project)"
-    ),
-    Setting("core", "db", None, _path, "the SQLite database (default: $CASEJOBS_HOME/casejobs.db)"),
-    Setting("core", "config", None, _path, "the TOML config file (default: $CASEJOBS_HOME/casejobs.toml, if present)"),
+    Setting("core", "home", None, PATH, "folder holding ledger/, lock/, backups/, log/ (default: var/ in the project)"),
+    Setting("core", "db", None, PATH, "the SQLite database (default: $CASEJOBS_HOME/casejobs.db)"),
+    Setting("core", "config", None, PATH, "the TOML config file (default: $CASEJOBS_HOME/casejobs.toml, if present)"),
     Setting(
         "core",
         "app_mode",
         "desktop",
-        _text,
+        TEXT,
         "jobs run only when this is `desktop`; the application's own APP_MODE is read when unset",
     ),
-    Setting("core", "now", None, _text, "freezes the clock at this ISO-8601 instant (replays and tests)"),
+    Setting(
+        "core",
+        "now",
+        None,
+        Rule(_frozen_clock, "an ISO-8601 time from 2000 to 2099"),
+        "freezes the clock at this ISO-8601 instant (replays and tests)",
+    ),
     Setting(
         "core",
         "log_format",
         "auto",
-        _one_of("auto", "json", "console"),
+        one_of("auto", "json", "console"),
         "auto (console on a terminal, JSON otherwise), json or console",
     ),
     Setting(
         "core",
         "max_runtime",
         None,
-        _whole_number,
-        "seconds a run may take before it stops at the next item (default: the job's own)",
+        whole_number(1, 86_400),
+        "seconds a run may take before it stops (default: the job's own)",
     ),
     Setting(
-        "core", "busy_timeout_ms", "10000", _whole_number, "how long a statement waits for the application's write lock"
+        "core",
+        "busy_timeout_ms",
+        "10000",
+        whole_number(0, 600_000),
+        "how long to wait for another program's lock on the database",
     ),
-    Setting("core", "debug_item_delay_ms", "0", _whole_number, "testing aid: pause this long at every item boundary"),
-    Setting("smtp", "host", None, _text, "SMTP server; unset means in-app notifications only"),
-    Setting("smtp", "port", "587", _number(1, 65535), "SMTP port"),
-    Setting("smtp", "security", "starttls", _one_of("starttls", "tls", "none"), "starttls, tls (implicit) or none"),
-    Setting("smtp", "user", None, _text, "SMTP login, if the server asks for one"),
-    Setting("smtp", "password", None, _text, "SMTP password", secret=True),
-    Setting("smtp", "password_file", None, _path, "file holding the SMTP password, readable only by its owner"),
-    Setting("smtp", "from_address", "casejobs@localhost", _text, "the From: address of our mail"),
-    Setting("smtp", "timeout", "20", _whole_number, "seconds to wait for the SMTP server"),
-    Setting("backup", "retention_days", "30", _whole_number, "delete packages older than this many days"),
-    Setting("backup", "keep_newest", "7", _whole_number, "never delete one of this many newest verified packages"),
-    Setting("backup", "compression_level", "1", _number(0, 9), "zlib level of the package, 1 (fast) to 9"),
-    Setting("ecourts", "base_url", None, _text, "the aggregator's base URL; sim:// is the built-in simulator"),
-    Setting("ecourts", "token", None, _text, "the API token", secret=True),
-    Setting("ecourts", "token_file", None, _path, "file holding the API token, readable only by its owner"),
-    Setting("ecourts", "connect_timeout", "5", _whole_number, "seconds to wait for a connection"),
-    Setting("ecourts", "read_timeout", "30", _whole_number, "seconds to wait for an answer"),
+    Setting(
+        "core",
+        "home_group",
+        None,
+        GROUP,
+        "a group (a monitoring account's, say) that may read the ledger and logs: folders 0750, files 0640",
+    ),
+    Setting(
+        "core",
+        "debug_item_delay_ms",
+        "0",
+        whole_number(0, 60_000),
+        "testing aid: pause this long at every item boundary",
+    ),
+    Setting("smtp", "host", None, HOST, "SMTP server; unset means in-app notifications only"),
+    Setting("smtp", "port", "587", whole_number(1, 65535), "SMTP port"),
+    Setting("smtp", "security", "starttls", one_of("starttls", "tls", "none"), "starttls, tls (implicit) or none"),
+    Setting(
+        "smtp",
+        "allow_plaintext",
+        "0",
+        SWITCH,
+        "1 allows security `none` to a server that is not on this machine (the password and mail travel in clear)",
+    ),
+    Setting("smtp", "user", None, PRINTABLE_SECRET, "SMTP login, if the server asks for one"),
+    Setting("smtp", "password", None, PRINTABLE_SECRET, "SMTP password", secret=True),
+    Setting("smtp", "password_file", None, PATH, "file holding the SMTP password, readable only by its owner"),
+    Setting("smtp", "from_address", "casejobs@localhost", MAIL_ADDRESS, "the From: address of our mail"),
+    Setting("smtp", "timeout", "20", whole_number(1, 300), "seconds to wait for the SMTP server"),
+    Setting("backup", "retention_days", "30", whole_number(1, 3650), "delete packages older than this many days"),
+    Setting(
+        "backup", "keep_newest", "7", whole_number(1, 1000), "never delete one of this many newest verified packages"
+    ),
+    Setting("backup", "compression_level", "1", whole_number(0, 9), "zlib level of the package, 1 (fast) to 9"),
+    Setting("ecourts", "base_url", None, ECOURTS_URL, "the aggregator's base URL; sim:// is the built-in simulator"),
+    Setting("ecourts", "token", None, PRINTABLE_SECRET, "the API token", secret=True),
+    Setting("ecourts", "token_file", None, PATH, "file holding the API token, readable only by its owner"),
+    Setting("ecourts", "connect_timeout", "5", whole_number(1, 300), "seconds to wait for a connection"),
+    Setting("ecourts", "read_timeout", "30", whole_number(1, 600), "seconds to wait for an answer"),
     Setting(
         "ecourts",
         "rate_per_minute",
         "60",
-        _number(0.001, None, float),
+        decimal_number(0.1, 60_000),
         "requests a minute at most (eCourtsIndia publishes 100 a minute)",
     ),
-    Setting("ecourts", "concurrency", "1", _number(1, 10), "requests in flight at once, 1 to 10"),
+    Setting("ecourts", "concurrency", "1", whole_number(1, 10), "requests in flight at once"),
     Setting(
-        "ecourts", "retries", "3", _whole_number, "retries of a request after a 429, 5xx, timeout or lost connection"
+        "ecourts",
+        "retries",
+        "3",
+        whole_number(0, 10),
+        "retries of a request after a 429, 5xx, timeout or lost connection",
     ),
-    Setting("ecourts", "backoff_ms", "1000", _whole_number, "first backoff before a retry; doubles each time"),
-    Setting("ecourts", "breaker_threshold", "5", _whole_number, "cases failing upstream in a row that stop the run"),
-    Setting("sync", "max_cases", "100", _whole_number, "cases fetched per run at most"),
+    Setting("ecourts", "backoff_ms", "1000", whole_number(0, 600_000), "first backoff before a retry; doubles each time"),
     Setting(
-        "sync", "min_hours", "20", _whole_number, "a case synced this recently is not fetched again (without --force)"
+        "ecourts",
+        "breaker_threshold",
+        "5",
+        whole_number(1, 1000),
+        "cases failing upstream in a row that stop the run",
     ),
-    Setting("monitor", "daily_sync_url", None, _url, "healthchecks-style ping URL of dailySync", secret=True),
-    Setting("monitor", "sla_check_url", None, _url, "ping URL of slaCheck", secret=True),
-    Setting("monitor", "nightly_backup_url", None, _url, "ping URL of nightlyBackup", secret=True),
-    Setting("monitor", "user_pending_refresh_url", None, _url, "ping URL of userPendingRefresh", secret=True),
-    Setting("monitor", "timeout", "5", _whole_number, "seconds a ping may take"),
-    Setting("monitor", "body_lines", "50", _whole_number, "last log lines sent with the finish ping"),
-    Setting("ops", "catch_up_grace_minutes", "10", _whole_number, "a slot counts as missed this long after its time"),
-    Setting("sla", "warning_days", "3", _whole_number, "an item due today or within this many days is a warning"),
+    Setting("sync", "max_cases", "100", whole_number(1, 100_000), "cases fetched per run at most"),
+    Setting(
+        "sync",
+        "min_hours",
+        "20",
+        whole_number(0, 8760),
+        "a case synced this recently is not fetched again (without --force)",
+    ),
+    Setting("monitor", "daily_sync_url", None, URL, "healthchecks-style ping URL of dailySync", secret=True),
+    Setting("monitor", "sla_check_url", None, URL, "ping URL of slaCheck", secret=True),
+    Setting("monitor", "nightly_backup_url", None, URL, "ping URL of nightlyBackup", secret=True),
+    Setting("monitor", "user_pending_refresh_url", None, URL, "ping URL of userPendingRefresh", secret=True),
+    Setting("monitor", "timeout", "5", whole_number(1, 60), "seconds a ping may take"),
+    Setting("monitor", "body_lines", "50", whole_number(0, 1000), "last log lines sent with the finish ping"),
+    Setting(
+        "ops",
+        "catch_up_grace_minutes",
+        "10",
+        whole_number(0, 1440),
+        "a slot counts as missed this long after its time",
+    ),
+    Setting(
+        "sla",
+        "warning_days",
+        "3",
+        whole_number(0, 365),
+        "an item due today or within this many days is a warning",
+    ),
 )
 
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
@@ -187,12 +309,24 @@ SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 class Settings:
     """The resolved settings of one process: settings.get("core.home") and friends."""
 
-    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, Any], sources: dict[str, str], errors: dict[str, str]) -> None:
         self._values = values
         self.sources = sources
+        self.errors = errors  # dotted key -> the one-line reason its value was refused
+
+    def check(self, scopes: Iterable[str]) -> None:
+        """Raise ConfigError for the first refused setting within scopes (section names or dotted keys)."""
+        for key, message in self.errors.items():
+            if any(key == scope or key.startswith(f"{scope}.") for scope in scopes):
+                raise ConfigError(message)
 
     def get(self, key: str) -> Any:
-        """Given a dotted key, return its value (None when unset and without default)."""
+        """Given a dotted key, return its value (None when unset and without default).
+
+        Raise ConfigError if its value was refused.
+        """
+        if key in self.errors:
+            raise ConfigError(self.errors[key])
         return self._values[key]
 
     @property
@@ -205,18 +339,21 @@ class Settings:
 
     def now(self) -> dt.datetime:
         """Return the current instant, frozen when CASEJOBS_NOW is set."""
-        return now_utc(self._values["core.now"])
+        return now_utc(self.get("core.now"))
 
     def secret(self, key: str) -> str | None:
         """Given a secret setting's key (e.g. smtp.password), return its value.
 
         The value comes from the setting itself or from `<key>_file`, which
-        must be readable only by its owner. Raise ConfigError naming the
-        setting if the file is missing, unreadable or open to others.
+        must be readable only by its owner and hold printable ASCII. Raise
+        ConfigError naming the setting if the file is missing, unreadable,
+        open to others or holds anything else.
         """
-        if self._values.get(key):
+        if self.get(key):
             return str(self._values[key])
-        path = self._values.get(f"{key}_file")
+        if f"{key}_file" not in SETTINGS_BY_KEY:
+            return None
+        path = self.get(f"{key}_file")
         if path is None:
             return None
         variable = SETTINGS_BY_KEY[f"{key}_file"].environment_variable
@@ -224,24 +361,29 @@ class Settings:
             mode = path.stat().st_mode
             if mode & 0o077 and os.name == "posix":
                 raise ConfigError(f"{variable}: {path} is readable by others; make it private: chmod 600 {path}")
-            value = path.read_text().strip()
+            data = path.read_bytes().strip()
         except OSError as error:
             raise ConfigError(f"{variable}: {path} cannot be read: {error.strerror}") from None
-        if not value:
+        if not data:
             raise ConfigError(f"{variable}: {path} is empty")
-        self._values[key] = value  # so that secret_values() scrubs it from the logs too
-        return value
+        if not all(32 <= byte < 127 for byte in data):
+            raise ConfigError(f"{variable}: {path} must hold printable ASCII only")
+        self._values[key] = data.decode("ascii")  # so that secret_values() scrubs it everywhere too
+        return self._values[key]
 
-    def load_secrets(self) -> None:
-        """Read every secret that has a file now, so that a bad file fails early (exit 78)."""
+    def load_secrets(self, scopes: Iterable[str]) -> None:
+        """Read every secret within scopes that has a file now, so that a bad file fails early (exit 78)."""
+        scopes = tuple(scopes)
         for setting in SETTINGS:
-            if setting.secret:
+            if setting.secret and any(setting.key == scope or setting.section == scope for scope in scopes):
                 self.secret(setting.key)
 
     def secret_values(self) -> list[str]:
-        """Return every secret's value, so that the log scrubber can blank them anywhere."""
+        """Return every secret's value, so that the scrubber can blank them anywhere."""
         return [
-            str(self._values[setting.key]) for setting in SETTINGS if setting.secret and self._values.get(setting.key)
+            str(self._values[setting.key])
+            for setting in SETTINGS
+            if setting.secret and setting.key not in self.errors and self._values.get(setting.key)
         ]
 
 
@@ -255,9 +397,13 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
             raise ConfigError(f"config file {path} (CASEJOBS_CONFIG) does not exist")
         return {}
     try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as error:
+        text = path.read_bytes().decode("utf-8")
+        document = tomllib.loads(text)
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 (a bad byte at offset {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     flattened: dict[str, Any] = {}
     for name, value in document.items():
@@ -273,6 +419,9 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
 
 
 def _parse(setting: Setting, raw: Any, origin: str) -> Any:
+    """Return the setting's value; raise ConfigError naming it and its allowed range otherwise."""
+    if isinstance(raw, bool):
+        raw = int(raw)
     try:
         return setting.parse(str(raw))
     except ValueError as error:
@@ -288,14 +437,41 @@ def home_of(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
     """
     environ = os.environ if environ is None else environ
     given = (options or {}).get("core.home") or environ.get("CASEJOBS_HOME") or None
-    home = _path(str(given)) if given else PROJECT_ROOT / "var"
+    home = Path(str(given)).expanduser() if given else PROJECT_ROOT / "var"
     return home if home.is_absolute() else home.absolute()
 
 
-def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def _check_combinations(values: dict[str, Any], errors: dict[str, str]) -> None:
+    """Refuse settings that are each fine but together would send a secret in clear."""
+    host = values.get("smtp.host")
+    if (
+        host
+        and values.get("smtp.security") == "none"
+        and not values.get("smtp.allow_plaintext")
+        and not _is_loopback(host.strip("[]"))
+    ):
+        errors.setdefault(
+            "smtp.security",
+            f"CASEJOBS_SMTP_SECURITY=none sends the password and mail in clear to {host}: use starttls or tls, "
+            "or set CASEJOBS_SMTP_ALLOW_PLAINTEXT=1 on purpose (none is always allowed to a relay on this machine)",
+        )
+
+
+COMMAND_SCOPES = ("core", "ops")  # what jobstats and jobctl use; a job adds its own sections
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    scopes: Iterable[str] = COMMAND_SCOPES,
+) -> Settings:
     """Given command-line values (by dotted key, None meaning not given) and the
-    environment, return the resolved Settings; raise ConfigError naming the setting
-    that is wrong.
+    environment, return the resolved Settings.
+
+    Raise ConfigError for a config file that cannot be read, or a refused
+    value within scopes (section names or dotted keys); a refused value
+    elsewhere is kept as an error against its setting (see Settings.check),
+    so that it stops only the commands that use it.
     """
     options = {key: value for key, value in (options or {}).items() if value is not None}
     environ = os.environ if environ is None else environ
@@ -314,6 +490,7 @@ def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for setting in SETTINGS:
         given = from_options_or_environment(setting)
         if given is None and setting.key == "core.app_mode" and environ.get("APP_MODE"):
@@ -321,15 +498,22 @@ def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str
         if given is None and setting.key in file_values:
             given = (file_values[setting.key], f"{config_path}:{setting.key}")
         if given is not None:
-            values[setting.key] = _parse(setting, given[0], given[1])
             sources[setting.key] = given[1]
+            try:
+                values[setting.key] = _parse(setting, given[0], given[1])
+            except ConfigError as error:
+                values[setting.key] = None
+                errors[setting.key] = str(error)
         else:
             values[setting.key] = None if setting.default is None else setting.parse(setting.default)
             sources[setting.key] = "default"
+    _check_combinations(values, errors)
     values["core.home"] = home
     values["core.config"] = config_path
     if values["core.db"] is None:
-        values["core.db"] = values["core.home"] / "casejobs.db"
+        values["core.db"] = home / "casejobs.db"
     elif not values["core.db"].is_absolute():
-        values["core.db"] = values["core.db"].resolve()
-    return Settings(values, sources)
+        values["core.db"] = values["core.db"].absolute()
+    settings = Settings(values, sources, errors)
+    settings.check(scopes)
+    return settings

@@ -48,12 +48,25 @@ def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
         load_settings({}, {"CASEJOBS_CONFIG": str(tmp_path / "missing.toml")})
 
 
-def test_a_bad_number_names_its_variable() -> None:
-    with pytest.raises(ConfigError, match="CASEJOBS_MAX_RUNTIME"):
+def test_a_bad_number_names_its_variable_and_its_range() -> None:
+    with pytest.raises(ConfigError, match="CASEJOBS_MAX_RUNTIME='soon': must be a whole number from 1 to 86400"):
         load_settings({}, {"CASEJOBS_MAX_RUNTIME": "soon"})
 
 
-def test_the_readme_lists_every_setting_with_its_variable() -> None:
+def test_a_bad_setting_stops_only_the_commands_that_use_it() -> None:
+    settings = load_settings({}, {"CASEJOBS_SMTP_TIMEOUT": "0"})  # jobstats and jobctl read core and ops only
+    with pytest.raises(ConfigError, match="CASEJOBS_SMTP_TIMEOUT='0': must be a whole number from 1 to 300"):
+        settings.check(["smtp"])
+    with pytest.raises(ConfigError):
+        settings.get("smtp.timeout")
+    settings.check(["core", "ecourts"])
+
+
+def test_the_readme_lists_every_setting_with_its_variable_and_range() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     for setting in SETTINGS:
-        assert f"`{setting.environment_variable}`" in readme, setting.environment_variable
+        row = next(
+            (line for line in readme.splitlines() if line.startswith(f"| `{setting.environment_variable}` |")), ""
+        )
+        assert row, setting.environment_variable
+        assert f"| {setting.allowed} |" in row, (setting.environment_variable, setting.allowed)
