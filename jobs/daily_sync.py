@@ -28,6 +28,7 @@ from lib.ecourts import CaseData, CaseError, ClientConfig, EcourtsClient, StopRu
 from lib.ecourts_sim import Simulator, SimulatorTransport
 from lib.errors import ConfigError, JobFailed
 from lib.harness import JobSpec, Outcome, RunContext
+from lib.scrub import scrub
 from lib.settings import Settings
 from lib.stop import DaemonPool
 
@@ -185,7 +186,7 @@ def _record_changes(
             (
                 candidate.lawyer_id,
                 f"eCourts update for {candidate.case_number}",
-                "\n".join(f"- {change}" for change in changes) + "\n",
+                scrub("\n".join(f"- {change}" for change in changes) + "\n"),
                 candidate.case_id,
                 f"sync:{candidate.case_id}:{fingerprint}",
                 now_text,
@@ -197,8 +198,8 @@ def _record_changes(
         (
             candidate.case_id,
             candidate.case_number,
-            "; ".join(changes),
-            json.dumps({"old": candidate.old, "new": new, "changes": changes}),
+            scrub("; ".join(changes)),
+            scrub(json.dumps({"old": candidate.old, "new": new, "changes": changes})),
             now_text,
         ),
     )
@@ -207,7 +208,9 @@ def _record_changes(
 def record_failure(context: RunContext, candidate: Candidate, reason: str) -> None:
     """Keep why a case failed; last_synced_at stays, so the case comes first next run."""
     with write_transaction(context.database):
-        context.database.conn.execute("UPDATE cases SET sync_error = ? WHERE id = ?", (reason[:500], candidate.case_id))
+        context.database.conn.execute(
+            "UPDATE cases SET sync_error = ? WHERE id = ?", (scrub(reason)[:500], candidate.case_id)
+        )
 
 
 def record_invalid(context: RunContext, invalid: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -20,13 +21,14 @@ import click
 
 from lib.cli import job_command, main
 from lib.clock import format_utc
+from lib.dates import calendar_day, rows_with_bad_dates
 from lib.db import write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
-from lib.mailer import Mail, Mailer, MailError, SmtpConfig
+from lib.mailer import Mail, Mailer, MailError, SmtpConfig, clean_name, is_mail_address
+from lib.redaction import shown_text
 
 INTERNAL = "('ADMIN', 'LAWYER', 'PARALEGAL')"
 DATE_SHAPE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
-REDACTED_CASE = "(confidential case)"
 
 # The responsible person is resolved in SQL: a case's lawyer, a task's
 # assignee, else the lead of the case's team; only active internal users
@@ -48,15 +50,10 @@ LEFT JOIN teams AS team ON team.id = c.team_id
 LEFT JOIN users AS lead ON lead.id = team.lead_id AND lead.is_active = 1 AND lead.role IN {INTERNAL}
 WHERE t.status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND t.due_date <= :horizon AND t.due_date GLOB '{DATE_SHAPE}'
 """
-# Dates of another shape cannot be compared as text: they are found apart and counted.
-BAD_DATE_QUERY = f"""
-SELECT 'case', id, expected_completion_date FROM cases
-WHERE status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD') AND expected_completion_date IS NOT NULL
-  AND expected_completion_date NOT GLOB '{DATE_SHAPE}'
-UNION ALL
-SELECT 'task', id, due_date FROM tasks
-WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND due_date IS NOT NULL AND due_date NOT GLOB '{DATE_SHAPE}'
-"""
+OPEN_CASE = "status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD')"
+OPEN_TASK = "status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')"
+# Where bad dates are looked for: (kind, table, column, the open rows).
+DATED = (("case", "cases", "expected_completion_date", OPEN_CASE), ("task", "tasks", "due_date", OPEN_TASK))
 
 
 @dataclass(frozen=True)
@@ -77,13 +74,10 @@ class SlaItem:
         return self.days > 0
 
     def line(self) -> str:
-        """Return the digest line; a confidential case shows its case number only."""
-        if self.confidential:
-            what = REDACTED_CASE
-        elif self.kind == "case":
-            what = self.title
-        else:
-            what = f"task: {self.title}"
+        """Return the digest line; a confidential case's titles are redacted (lib/redaction.py)."""
+        table = "cases" if self.kind == "case" else "tasks"
+        title = shown_text(table, "title", self.title or "(untitled)", self.confidential)
+        what = title if self.kind == "case" else f"task: {title}"
         if self.days > 0:
             when = f"{self.days} day{'s' if self.days != 1 else ''} overdue"
         elif self.days == 0:
@@ -117,15 +111,19 @@ class Digest:
             ("Warnings (due soon)", [item.line() for item in ordered if not item.is_violation]),
         ]
 
+    @property
+    def greeting_name(self) -> str:
+        return clean_name(self.name) or "colleague"
+
     def text(self) -> str:
-        parts = [f"Hello {self.name},", ""]
+        parts = [f"Hello {self.greeting_name},", ""]
         for heading, lines in self.sections():
             if lines:
                 parts += [heading + ":", *(f"- {line}" for line in lines), ""]
         return "\n".join(parts).rstrip() + "\n"
 
     def html(self, day: dt.date) -> str:
-        parts = [f"<p>Hello {html.escape(self.name)},</p>"]
+        parts = [f"<p>Hello {html.escape(self.greeting_name)},</p>"]
         for heading, lines in self.sections():
             if lines:
                 items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
@@ -143,22 +141,22 @@ def find_items(context: RunContext, counts: dict[str, int]) -> list[SlaItem]:
         for kind, item_id, case_number, title, confidential, due_text, responsible in connection.execute(
             query, {"horizon": horizon.isoformat()}
         ):
-            try:
-                due = dt.date.fromisoformat(due_text)
-            except ValueError:  # the right shape, not a real day (2026-02-30)
-                _count_bad_date(context, counts, kind, item_id, due_text)
-                continue
+            due = calendar_day(due_text)
+            if due is None:
+                continue  # no calendar day: counted and named by skip_bad_dates()
             days = (today - due).days
             items.append(SlaItem(kind, item_id, case_number, title or "", bool(confidential), due, days, responsible))
             counts[f"{kind}_{'violations' if days > 0 else 'warnings'}"] += 1
-    for kind, item_id, due_text in connection.execute(BAD_DATE_QUERY):
-        _count_bad_date(context, counts, kind, item_id, due_text)
+    skip_bad_dates(context, counts)
     return items
 
 
-def _count_bad_date(context: RunContext, counts: dict[str, int], kind: str, item_id: int, due_text: str) -> None:
-    counts["bad_dates"] += 1
-    context.log.warning("skipped an item with a malformed due date", kind=kind, id=item_id, due=due_text)
+def skip_bad_dates(context: RunContext, counts: dict[str, int]) -> None:
+    """Name and count every open case and task whose due date is no calendar day, whatever its shape."""
+    for _kind, table, column, where in DATED:
+        for row_id in rows_with_bad_dates(context.database.conn, table, column, where):
+            counts["bad_dates"] += 1
+            context.bad_row(table, row_id, f"{column} is not a calendar day")
 
 
 def build_digests(context: RunContext, items: list[SlaItem]) -> list[Digest]:
@@ -241,8 +239,10 @@ def mail_digest(context: RunContext, digest: Digest, mailer: Mailer | None) -> t
         return "SKIPPED", "SMTP not configured"
     if not digest.email:
         return "SKIPPED", "no e-mail address"
+    if not is_mail_address(digest.email):
+        return "SKIPPED", "not a valid e-mail address"
     day = context.today
-    mail = Mail(digest.email, digest.name, digest.title(day), digest.text(), digest.html(day))
+    mail = Mail(digest.email, digest.greeting_name, digest.title(day), digest.text(), digest.html(day))
     try:
         # On a thread, so that a stop never waits out the server's timeout; a mail the
         # server accepts within the stop's grace is still recorded SENT.
@@ -265,38 +265,63 @@ def deliver(context: RunContext, digest: Digest, mailer: Mailer | None) -> Deliv
     return Delivery(stored=stored.written_now, email_status=status, reason=reason)
 
 
+def count_delivery(context: RunContext, digest: Digest, delivery: Delivery, mailer: Mailer | None) -> None:
+    """Add one person's delivery to the run's figures; a refused login is said once, not per digest."""
+    details = context.outcome.details
+    details["notified_users"] += delivery.stored
+    if delivery.email_status == "SENT":
+        details["emails_sent"] += 1
+    elif delivery.email_status == "FAILED":
+        details["emails_failed"] += 1
+        context.outcome.errors += 1
+        if mailer is not None and mailer.login_refused:
+            if "mail_error" not in details:
+                details["mail_error"] = mailer.login_refused
+                context.log.warning("SMTP login refused: no more mail this run", reason=mailer.login_refused)
+        else:
+            context.log.warning("digest mail failed", user_id=digest.user_id, reason=delivery.reason)
+    elif delivery.reason == "not a valid e-mail address":
+        context.bad_row("users", digest.user_id, "email is not a valid e-mail address")
+    elif delivery.email_status is not None:
+        context.log.debug("digest mail skipped", user_id=digest.user_id, reason=delivery.reason)
+
+
 def check(context: RunContext) -> Outcome:
-    """The job's work: find the items, build each person's digest, store and mail it."""
+    """The job's work: find the items, build each person's digest, store and mail it.
+
+    One person's digest that cannot be built, stored or mailed is a bad row:
+    counted, named by user id, and every other person still gets theirs.
+    """
     counts = dict.fromkeys(("case_violations", "task_violations", "case_warnings", "task_warnings", "bad_dates"), 0)
+    details = context.outcome.details
+    details.update(counts, notified_users=0, emails_sent=0, emails_failed=0)
     items = find_items(context, counts)
+    details.update(counts)
     digests = build_digests(context, items)
-    details: dict[str, object] = {**counts, "notified_users": 0, "emails_sent": 0, "emails_failed": 0}
+    context.outcome.items = len(digests)
     if context.dry_run:
         for digest in digests:
-            click.echo(f"{digest.name} <{digest.email}>: {digest.title(context.today)}")
+            click.echo(f"{digest.greeting_name} <{digest.email}>: {digest.title(context.today)}")
             click.echo("".join(f"  {line}\n" for line in digest.text().splitlines()[2:]), nl=False)
         details["would_notify_users"] = len(digests)
-        return Outcome(items=len(digests), errors=0, details=details)
+        return context.outcome
     config = SmtpConfig.from_settings(context.settings)
     mailer = Mailer(config) if config else None
-    failures = 0
     try:
         for digest in digests:
             context.checkpoint()
-            delivery = deliver(context, digest, mailer)
-            details["notified_users"] = int(details["notified_users"]) + delivery.stored
-            if delivery.email_status == "SENT":
-                details["emails_sent"] = int(details["emails_sent"]) + 1
-            elif delivery.email_status == "FAILED":
-                failures += 1
-                context.log.warning("digest mail failed", user_id=digest.user_id, reason=delivery.reason)
-            elif delivery.email_status is not None:
-                context.log.debug("digest mail skipped", user_id=digest.user_id, reason=delivery.reason)
+            try:
+                delivery = deliver(context, digest, mailer)
+            except (sqlite3.Error, ValueError, TypeError, UnicodeError) as error:
+                if context.stop_flag.is_set():
+                    raise
+                context.bad_row("users", digest.user_id, f"the digest could not be stored ({type(error).__name__})")
+                continue
+            count_delivery(context, digest, delivery, mailer)
     finally:
         if mailer and not context.stop_flag.is_set():  # a stopped run does not wait to say goodbye
             mailer.close()
-    details["emails_failed"] = failures
-    return Outcome(items=len(digests), errors=failures, details=details)
+    return context.outcome
 
 
 SPEC = JobSpec(

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from dateutil import parser as date_parser
 
+from lib.scrub import remember as remember_secrets
+from lib.scrub import scrub
 from lib.settings import Settings
 
 CNR_SHAPE = re.compile(r"^[A-Z]{4}[0-9]{12}$")
@@ -259,6 +261,7 @@ class EcourtsClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
+        remember_secrets([config.token])
         self.counters = Counters()
         self._sleep = sleep  # the run's stop-aware sleep: a stop ends any wait for pacing or a backoff
         self._pacer = Pacer(config.rate_per_minute, sleep)
@@ -359,7 +362,8 @@ class EcourtsClient:
 def _error_of(response: httpx.Response) -> tuple[str, str]:
     try:
         error = response.json().get("error") or {}
-        return str(error.get("code") or "ERROR"), str(error.get("message") or "")[:200]
+        # The provider may quote our Authorization header back: never keep the token.
+        return scrub(str(error.get("code") or "ERROR"))[:50], scrub(str(error.get("message") or ""))[:200]
     except (ValueError, AttributeError):
         return "ERROR", ""
 

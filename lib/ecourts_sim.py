@@ -17,6 +17,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,7 @@ FAULT_KINDS = (
     "402",
     "403",
     "404",
+    "418",
 )
 ERROR_CODES = {
     400: "INVALID_CNR",
@@ -130,6 +132,7 @@ class Simulator:
         retry_after_seconds: int = 1,
         timeout_seconds: float = 10.0,
         seed: int = 0,
+        echo_authorization: bool = False,
     ) -> None:
         self.token = token
         self.today = today or dt.datetime.now(IST).date()
@@ -138,6 +141,7 @@ class Simulator:
         self.rate_fault = rate_fault
         self.retry_after_seconds = retry_after_seconds
         self.timeout_seconds = timeout_seconds
+        self.echo_authorization = echo_authorization  # a careless provider: errors quote our Authorization header
         self.generation = 0
         self.faults: dict[str, list[list[Any]]] = {}
         self.log: list[Request] = []
@@ -177,12 +181,24 @@ class Simulator:
         else:
             answer = self._answer(cnr, fault)
         answer.delay += self.latency
+        if self.echo_authorization and answer.status >= 400 and authorization:
+            answer = self._echoing(answer, authorization)
         with self._lock:
             self.log.append(Request(time.monotonic(), cnr, answer.status, fault, authorized))
         return answer
 
+    def _echoing(self, answer: Answer, authorization: str) -> Answer:
+        """The same error, quoting the Authorization header back: raw, URL-encoded and in a header."""
+        body = json.loads(answer.body)
+        quoted = urllib.parse.quote(authorization, safe="")
+        body["error"]["message"] = f"{authorization!r} rejected ({quoted})"
+        body["error"]["details"] = {"authorization": authorization}
+        answer.body = json.dumps(body).encode()
+        answer.headers = {**answer.headers, "X-Echo-Authorization": authorization}
+        return answer
+
     def _answer(self, cnr: str, fault: str | None) -> Answer:
-        if fault in ("401", "402", "403", "404", "400", "500", "502", "503", "504"):
+        if fault in ("401", "402", "403", "404", "400", "418", "500", "502", "503", "504"):
             return self._error(int(fault), f"simulated {fault}")
         if fault == "429":
             return self._error(429, "too many requests")

@@ -51,6 +51,8 @@ from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
 from lib.monitor import Monitor, monitor_setting
 from lib.schedule import find_entry
+from lib.scrub import remember as remember_secrets
+from lib.scrub import scrub_data
 from lib.settings import Settings, home_of, load_settings
 from lib.stop import SignalStopper, StopFlag, time_limit
 
@@ -67,13 +69,28 @@ STOP_EXIT_CODES = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM, "SIGBREAK": E
 STOPPING_AUDIT_SECONDS = 0.5  # a stopped run waits this long at most for the write lock of its audit row
 
 
+MAX_BAD_ROWS = 50  # rows named in a run's details; the count covers them all
+
+
 @dataclass
 class Outcome:
-    """What a job's work reports: items done, items failed, and its own figures."""
+    """What a job's work reports: items done, items failed, and its own figures.
+
+    The run's context holds one from the start and the job adds to it as it
+    goes, so that the figures are recorded however the run ends.
+    """
 
     items: int = 0
     errors: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+
+    def bad_row(self, table: str, row_id: Any, reason: str) -> None:
+        """Count one row that was skipped, and name it by table and id (never by its content)."""
+        self.errors += 1
+        self.details["bad_rows_total"] = self.details.get("bad_rows_total", 0) + 1
+        named = self.details.setdefault("bad_rows", [])
+        if len(named) < MAX_BAD_ROWS:
+            named.append({"table": table, "id": row_id, "reason": reason})
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,12 @@ class RunContext:
     stop_flag: StopFlag
     log: Any
     item_delay_seconds: float = 0.0
+    outcome: Outcome = field(default_factory=Outcome)
+
+    def bad_row(self, table: str, row_id: Any, reason: str) -> None:
+        """Skip one bad row: count it, name it by id in the run's details, and log a warning."""
+        self.outcome.bad_row(table, row_id, reason)
+        self.log.warning("skipped a bad row", table=table, id=row_id, reason=reason)
 
     @property
     def today(self) -> dt.date:
@@ -168,7 +191,7 @@ class RunRecord:
         """Append the run's one finish line (a second call changes nothing); return it."""
         if self.finished is None:
             fields.setdefault("exit_code", EXIT_BY_STATUS.get(status, EXIT_FAILED))
-            fields = {"duration_ms": 0, "items": 0, "errors": 0, "details": {}, **fields}
+            fields = scrub_data({"duration_ms": 0, "items": 0, "errors": 0, "details": {}, **fields})
             self.finished = {"event": "finish", **self.base, "ts": clock.format_utc(self._now()), "status": status}
             self.finished |= fields
             self.finished = ledger.append(self.home, self.finished)
@@ -222,6 +245,7 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
         settings = load_settings(_settings_options(options), scopes=spec.setting_scopes)
         settings.now()
         settings.load_secrets(spec.setting_scopes)
+        remember_secrets(settings.secret_values())
         if spec.check_settings:
             spec.check_settings(settings)
         check_database_file(settings.database_path)
@@ -365,9 +389,10 @@ def _run_started(
     )
     monitor = Monitor(settings, spec.name, record.base["run_id"], log, dry_run=options.dry_run)
     run = Run(spec, options, settings, record, stopper, monitor, log)
+    run.outcome = context.outcome  # what the work did so far is recorded however the run ends
     with run, time_limit(stop_flag, max_runtime):
         log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
-        run.outcome = spec.work(context)
+        run.outcome = spec.work(context) or context.outcome
     return run.exit_code
 
 
@@ -446,6 +471,7 @@ def _write_audit_row(settings: Settings, spec: JobSpec, finish: dict[str, Any], 
     """
     failed = finish["status"] in ("failed", "timeout")
     severity = spec.failure_severity if failed else ("MEDIUM" if finish["status"] != "success" else "LOW")
+    finish = scrub_data(finish)
     row = {
         "action": "JOB_ERROR" if failed else "JOB_COMPLETED",
         "entity_type": "JOB",

@@ -15,29 +15,29 @@ from typing import Any
 
 import structlog
 
+from lib import scrub
+
 RECENT_LINES: deque[str] = deque(maxlen=200)  # the run's last log lines, for the monitoring ping's body
 SECRET_KEYS = frozenset({"password", "password_hash", "api_token", "token", "phone", "authorization", "smtp_password"})
-REDACTED = "[redacted]"
+REDACTED = scrub.REDACTED
 
 
 class SecretScrubber:
-    """A structlog processor that removes secret keys and secret values from an event."""
+    """A structlog processor that removes secret keys and every spelling of a secret value from an event."""
 
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
-        self.secret_values = [value for value in secret_values if value]
+        scrub.remember(secret_values)
 
     def scrub_text(self, text: str) -> str:
         """Given any text, return it with every known secret value blanked."""
-        for value in self.secret_values:
-            text = text.replace(value, REDACTED)
-        return text
+        return scrub.scrub(text)
 
     def __call__(self, logger: Any, method_name: str, event: dict[str, Any]) -> dict[str, Any]:
         for key, value in list(event.items()):
             if key.lower() in SECRET_KEYS:
                 event[key] = REDACTED
-            elif isinstance(value, str):
-                event[key] = self.scrub_text(value)
+            else:
+                event[key] = scrub.scrub_data(value)
         return event
 
 

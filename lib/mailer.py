@@ -3,15 +3,23 @@
 One Mailer serves a whole run: it connects lazily, keeps the connection for
 the next message, and after a few failed connections in a row stops trying
 (every further message fails at once with the same reason) so that a dead
-server cannot hold a run for minutes.
+server cannot hold a run for minutes. A refused login is tried once per run:
+every further message fails at once with that reason, so that a wrong
+password never locks the firm's mail account.
+
+Names and addresses come from the application's data: control characters
+never reach a header (names are cleaned, addresses checked), so nothing can
+be injected.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
+import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -19,6 +27,21 @@ from email.utils import formataddr, make_msgid
 from lib.settings import Settings
 
 CONNECTION_ATTEMPTS = 3
+LONGEST_NAME = 100  # characters of a person's name shown in a header or a greeting
+ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def clean_name(name: str | None) -> str:
+    """Given a person's name from the data, return it safe for a header or a greeting: no control
+    or invisible formatting characters, spaces collapsed, at most LONGEST_NAME characters."""
+    text = "".join(" " if unicodedata.category(character)[0] in "CZ" else character for character in name or "")
+    text = " ".join(text.split())
+    return text[:LONGEST_NAME].rstrip()
+
+
+def is_mail_address(address: str | None) -> bool:
+    """True for an address we can put in a header as it is: local@domain, no spaces or control characters."""
+    return bool(address) and len(address) <= 254 and ADDRESS.match(address) is not None
 
 
 @dataclass(frozen=True)
@@ -73,9 +96,12 @@ class Mailer:
         self._connection: smtplib.SMTP | None = None
         self._failed_connections = 0
         self._connection_error: str | None = None
+        self.login_refused: str | None = None  # once set, no further login is tried in this run
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
+        if self.login_refused:
+            raise MailError(self.login_refused)
         if self._failed_connections >= CONNECTION_ATTEMPTS:
             raise MailError(f"SMTP server unreachable: {self._connection_error}")
         connection: smtplib.SMTP | None = None
@@ -88,10 +114,11 @@ class Mailer:
                 if config.security == "starttls":
                     connection.starttls(context=ssl.create_default_context())
             if config.user:
-                connection.login(config.user, config.password or "")
+                _login_once(connection, config.user, config.password or "")
         except smtplib.SMTPAuthenticationError as error:
             _close_quietly(connection)
-            raise MailError(f"SMTP login refused: {error.smtp_code} {_text(error.smtp_error)}") from None
+            self.login_refused = f"SMTP login refused: {error.smtp_code} {_text(error.smtp_error)}"
+            raise MailError(self.login_refused) from None
         except (OSError, smtplib.SMTPException) as error:
             _close_quietly(connection)
             self._failed_connections += 1
@@ -104,6 +131,8 @@ class Mailer:
         """Send one message; raise MailError with the reason if it was not accepted."""
         if not mail.to_address:
             raise MailError("no e-mail address")
+        if not is_mail_address(mail.to_address):
+            raise MailError("not a valid e-mail address")
         if self._connection is None:
             self._connection = self._connect()
         try:
@@ -120,7 +149,7 @@ class Mailer:
     def _message(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.config.from_address
-        message["To"] = formataddr((mail.to_name, mail.to_address))
+        message["To"] = formataddr((clean_name(mail.to_name), mail.to_address))
         message["Subject"] = mail.subject
         message["Message-ID"] = make_msgid(domain=self.config.from_address.rpartition("@")[2] or None)
         message.set_content(mail.text)
@@ -131,6 +160,19 @@ class Mailer:
         """Say goodbye to the server, if connected; never raises."""
         _close_quietly(self._connection)
         self._connection = None
+
+
+def _login_once(connection: smtplib.SMTP, user: str, password: str) -> None:
+    """Log in with one mechanism only: smtplib's login() tries each one the server offers, and
+    every refused attempt counts towards locking the account."""
+    connection.ehlo_or_helo_if_needed()
+    offered = connection.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((name for name in ("PLAIN", "LOGIN", "CRAM-MD5") if name in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPException("the server offers no login mechanism casejobs knows (PLAIN, LOGIN, CRAM-MD5)")
+    connection.user, connection.password = user, password
+    methods = {"PLAIN": connection.auth_plain, "LOGIN": connection.auth_login, "CRAM-MD5": connection.auth_cram_md5}
+    connection.auth(mechanism, methods[mechanism], initial_response_ok=True)
 
 
 def _close_quietly(connection: smtplib.SMTP | None) -> None:

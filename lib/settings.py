@@ -265,7 +265,9 @@ SETTINGS: tuple[Setting, ...] = (
         whole_number(0, 10),
         "retries of a request after a 429, 5xx, timeout or lost connection",
     ),
-    Setting("ecourts", "backoff_ms", "1000", whole_number(0, 600_000), "first backoff before a retry; doubles each time"),
+    Setting(
+        "ecourts", "backoff_ms", "1000", whole_number(0, 600_000), "first backoff before a retry; doubles each time"
+    ),
     Setting(
         "ecourts",
         "breaker_threshold",

@@ -26,6 +26,7 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refused: set[str] = set()
+        self.login_attempts = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refused:
@@ -38,15 +39,19 @@ class Recorder:
         return "250 Message accepted"
 
 
-def _refuse_every_login(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    return AuthResult(success=False, handled=False)
+def _refusing_logins(recorder: Recorder):
+    def refuse(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        recorder.login_attempts += 1
+        return AuthResult(success=False, handled=False)
+
+    return refuse
 
 
 @contextmanager
 def smtp_server(refuse_logins: bool = False) -> Iterator[tuple[Controller, Recorder]]:
     """Run an SMTP server on 127.0.0.1 for the block; yield its controller (with .port) and recorder."""
     recorder = Recorder()
-    extra = {"auth_require_tls": False, "authenticator": _refuse_every_login} if refuse_logins else {}
+    extra = {"auth_require_tls": False, "authenticator": _refusing_logins(recorder)} if refuse_logins else {}
     controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), **extra)
     controller.start()
     try:

@@ -30,6 +30,10 @@ def sla_check(home: Path, *arguments: str, port: int | None = None, **environmen
     return run_script("sla-check", *arguments, home=home, CASEJOBS_NOW=JUST_AFTER_MIDNIGHT_IST, **environment)
 
 
+def sqlite3_path(home: Path) -> Path:
+    return home / "casejobs.db"
+
+
 def notifications(database_path: Path) -> list[dict]:
     connection = sqlite3.connect(database_path)
     connection.row_factory = sqlite3.Row
@@ -159,13 +163,22 @@ def test_a_server_that_is_down_fails_the_mail_but_keeps_the_notifications(
     assert "connection refused" in result.stderr
 
 
-def test_a_refused_login_fails_each_mail_with_the_reason(home: Path, firm: dict, database_path: Path) -> None:
+def test_a_refused_login_is_tried_once_and_stops_mailing_for_the_run(
+    home: Path, dataset: Dataset, database_path: Path
+) -> None:
+    for number in range(20):
+        dataset.case(lawyer_id=dataset.user(email=f"lawyer{number}@firm.example"), expected_completion_date="2026-11-20")
     with smtp_server(refuse_logins=True) as (server, received):
         result = sla_check(home, port=server.port, CASEJOBS_SMTP_USER="casejobs", CASEJOBS_SMTP_PASSWORD="wrong-pass")
 
     assert result.returncode == 3
-    assert received.messages == []
-    assert "SMTP login refused: 535" in result.stderr
+    assert received.messages == [] and received.login_attempts == 1  # never enough to lock the account
+    rows = notifications(database_path)
+    assert len(rows) == 20 and {row["email_status"] for row in rows} == {"FAILED"}
+    details = finish_line(home)["details"]
+    assert details["emails_failed"] == 20 and details["mail_error"].startswith("SMTP login refused: 535")
+    warnings = [json.loads(line) for line in result.stderr.splitlines() if '"level": "warning"' in line]
+    assert [warning["event"] for warning in warnings] == ["SMTP login refused: no more mail this run", "run finished"]
     assert "wrong-pass" not in result.stderr
 
 
@@ -204,19 +217,24 @@ def test_confidential_cases_leave_the_database_by_number_only(
     assert "CASE-2026-" in message.get_body(("plain",)).get_content()
 
 
-def test_a_malformed_date_is_skipped_counted_and_logged(home: Path, dataset: Dataset) -> None:
+def test_a_date_that_is_no_calendar_day_is_skipped_counted_and_named(home: Path, dataset: Dataset) -> None:
     lawyer = dataset.user()
     case = dataset.case(lawyer_id=lawyer, expected_completion_date="15/03/2024")
     bad_task = dataset.task(case, lawyer, due_date="2026-02-30")
+    far_task = dataset.task(case, lawyer, due_date="2026-13-45")  # sorts after the horizon: still found
     dataset.task(case, lawyer, due_date="2026-11-20")
 
     result = sla_check(home)
 
-    assert result.returncode == 0
+    assert result.returncode == 3  # partial: the bad rows were skipped, the good one served
     details = finish_line(home)["details"]
-    assert (details["bad_dates"], details["task_violations"], details["case_violations"]) == (2, 1, 0)
-    warnings = [json.loads(line) for line in result.stderr.splitlines() if "malformed" in line]
-    assert {(warning["kind"], warning["id"]) for warning in warnings} == {("case", case), ("task", bad_task)}
+    assert (details["bad_dates"], details["task_violations"], details["case_violations"]) == (3, 1, 0)
+    named = {(row["table"], row["id"]) for row in details["bad_rows"]}
+    assert named == {("cases", case), ("tasks", bad_task), ("tasks", far_task)}
+    assert all("15/03" not in row["reason"] for row in details["bad_rows"])  # by id, never by content
+    warnings = [json.loads(line) for line in result.stderr.splitlines() if "bad row" in line]
+    assert {(warning["table"], warning["id"]) for warning in warnings} == named
+    assert [row["user_id"] for row in notifications(sqlite3_path(home))] == [lawyer]
 
 
 def test_dry_run_prints_each_person_and_writes_nothing(home: Path, firm: dict, database_path: Path) -> None:
