@@ -14,6 +14,7 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -258,11 +259,16 @@ def _progress(stack: ExitStack, total: int) -> Any:
 
 
 def sync(context: RunContext) -> Outcome:
-    """The job's work: select, fetch (paced, on `concurrency` threads) and store each case."""
+    """The job's work: select, fetch (paced, on `concurrency` threads) and store each case.
+
+    A case whose CNR is invalid, or whose answer cannot be stored, is a bad
+    row: skipped, counted, named by id; every other case is still synced.
+    """
     selection = select_cases(context)
-    details: dict[str, Any] = {
+    details = context.outcome.details
+    details |= {
         "selected": len(selection.cases),
-        "invalid_cnr": [case["case_number"] for case in selection.invalid],
+        "invalid_cnr": [case["case_id"] for case in selection.invalid],
         "skipped_confidential": selection.skipped_confidential,
     }
     if context.dry_run:
@@ -270,9 +276,11 @@ def sync(context: RunContext) -> Outcome:
             click.echo(f"would fetch {candidate.case_number} ({candidate.cnr})")
         for case in selection.invalid:
             click.echo(f"invalid CNR, never sent: {case['case_number']}: {case['reason']}")
-        return Outcome(items=0, details=details)
+        return context.outcome
     if selection.invalid:
         record_invalid(context, selection.invalid)
+        for case in selection.invalid:
+            context.bad_row("cases", case["case_id"], "cnr is not a valid CNR: it is never sent")
     tally = Tally()
     client = make_client(context)
     with ExitStack() as stack:
@@ -285,11 +293,26 @@ def sync(context: RunContext) -> Outcome:
         for future in context.stop_flag.as_completed(futures):
             context.checkpoint()
             _settle(context, futures[future], future, tally, interactive=bar is not None)
+            _count(context, client, tally)
             if bar is not None:
                 bar.update(1)
             if tally.stopped:
                 break
-    details |= {
+    _count(context, client, tally)
+    if tally.stopped and not client.counters.breaker_tripped:
+        raise JobFailed(tally.stopped, context.outcome)
+    if tally.stopped:
+        context.outcome.errors = max(context.outcome.errors, 1)
+        details["stopped"] = tally.stopped
+    return context.outcome
+
+
+def _count(context: RunContext, client: EcourtsClient, tally: Tally) -> None:
+    """Bring the run's figures up to date (they are recorded however the run ends)."""
+    outcome = context.outcome
+    outcome.items = tally.synced + tally.unchanged
+    outcome.errors = tally.failed + outcome.details.get("bad_rows_total", 0)
+    outcome.details |= {
         "synced": tally.synced,
         "unchanged": tally.unchanged,
         "failed": tally.failed,
@@ -297,13 +320,6 @@ def sync(context: RunContext) -> Outcome:
         "retries": client.counters.retries,
         "breaker_tripped": client.counters.breaker_tripped,
     }
-    outcome = Outcome(items=tally.synced + tally.unchanged, errors=tally.failed, details=details)
-    if tally.stopped and not client.counters.breaker_tripped:
-        raise JobFailed(tally.stopped, outcome)
-    if tally.stopped:
-        outcome.errors = max(outcome.errors, 1)
-        details["stopped"] = tally.stopped
-    return outcome
 
 
 def _settle(
@@ -322,7 +338,13 @@ def _settle(
         record_failure(context, candidate, str(error))
         context.log.warning("case failed", case_number=candidate.case_number, reason=str(error))
         return
-    changes = store_case(context, candidate, data)
+    try:
+        changes = store_case(context, candidate, data)
+    except (sqlite3.Error, ValueError, TypeError, UnicodeError) as error:
+        if context.stop_flag.is_set():
+            raise
+        context.bad_row("cases", candidate.case_id, f"the answer could not be stored ({type(error).__name__})")
+        return
     if changes:
         tally.synced += 1
     else:

@@ -26,21 +26,29 @@ import click
 import orjson
 
 from lib import __version__
-from lib.archive import PackageWriter, extract_member, fsync_folder, integrity_check, read_manifest, verify_package
+from lib.archive import (
+    PackageWriter,
+    extract_member,
+    free_space_problem,
+    fsync_folder,
+    integrity_check,
+    read_manifest,
+    verify_package,
+)
 from lib.cli import job_command, main, report_errors
 from lib.clock import format_utc, now_utc
 from lib.errors import CasejobsError, StopRequested, UsageError
 from lib.harness import JobSpec, Outcome, RunContext
+from lib.history import process_alive
 from lib.home import make_private_folder
-from lib.schema import SCHEMA_VERSION
+from lib.redaction import redact_row
+from lib.schema import SCHEMA_VERSION, contract_problems
 from lib.settings import load_settings
-from lib.stop import StopFlag
+from lib.stop import StopFlag, exit_on_terminate
 
 PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip$")
-LEFTOVER_NAME = re.compile(r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip\.tmp|copy)-\d+")
+LEFTOVER_NAME = re.compile(r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip\.tmp|copy|verify)-(\d+)")
 SENSITIVE_USER_COLUMNS = ("password_hash", "api_token", "phone")
-REDACTED = "[redacted]"
-CONFIDENTIAL_CASE_COLUMNS = ("title", "client_name", "description")
 EXPORT_BATCH = 1000  # cases between two stop checks
 AUDIT_DAYS = 30
 
@@ -61,11 +69,16 @@ def packages_in(folder: Path) -> list[tuple[dt.date, Path]]:
     return sorted(found, reverse=True)
 
 
-def remove_leftovers(folder: Path) -> list[str]:
-    """Delete the temporary files of runs that died (we hold the job's lock: none is alive)."""
+def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME) -> list[str]:
+    """Delete the temporary files that runs which died left in folder; return their names.
+
+    The name holds the pid of the process that made it: a file of a process
+    still alive (a verify going on beside the backup, say) is left alone.
+    """
     removed = []
-    for path in folder.iterdir():
-        if LEFTOVER_NAME.match(path.name):
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = pattern.match(path.name)
+        if match and not process_alive(int(match.group(match.lastindex or 0))):
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
@@ -130,7 +143,7 @@ class _Children:
         self._pending = next(self._groups, None)
 
     def of(self, case_id: int) -> list[dict[str, Any]]:
-        while self._pending is not None and (self._pending[0] is None or self._pending[0] < case_id):
+        while self._pending is not None and (type(self._pending[0]) is not int or self._pending[0] < case_id):
             self._pending = next(self._groups, None)  # rows of cases that do not exist are not exported
         if self._pending is not None and self._pending[0] == case_id:
             rows = self._pending[1]
@@ -163,25 +176,68 @@ def nested_cases(connection: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         )
     )
     for case in _rows(connection, "SELECT * FROM cases ORDER BY id"):
-        if case.get("is_confidential"):
-            case.update(dict.fromkeys(CONFIDENTIAL_CASE_COLUMNS, REDACTED))
+        confidential = bool(case.get("is_confidential"))
+        redact_row("cases", case, confidential)
         for name, table in children.items():
-            case[name] = table.of(case["id"])
+            case[name] = [redact_row(name, row, confidential) for row in table.of(case["id"])]
         by_task: dict[int, list[dict[str, Any]]] = {}
         for subtask in subtasks.of(case["id"]):
-            by_task.setdefault(subtask["task_id"], []).append(subtask)
+            by_task.setdefault(subtask["task_id"], []).append(redact_row("subtasks", subtask, confidential))
         for task in case["tasks"]:
             task["subtasks"] = by_task.get(task["id"], [])
         yield case
 
 
-def write_json_array(writer: Any, records: Iterator[dict[str, Any]], context: RunContext) -> None:
-    """Stream records into a member as one JSON array, one record per line, checking for a stop."""
+NESTED = (("tasks", "tasks"), ("hearings", "hearings"), ("orders", "orders"), ("documents", "documents"))
+
+
+def _encoded(record: dict[str, Any]) -> bytes | None:
+    """Return the record as JSON, or None when a value cannot be (text that is not UTF-8, a BLOB)."""
+    try:
+        return orjson.dumps(record)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _without_bad_children(case: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Drop (and name) each child row of the case that cannot be exported, so that the rest still is."""
+    for key, table in NESTED:
+        kept = []
+        for row in case.get(key, []):
+            subtasks = row.get("subtasks", []) if key == "tasks" else []
+            good_subtasks = [subtask for subtask in subtasks if _encoded(subtask) is not None]
+            for subtask in subtasks:
+                if subtask not in good_subtasks:
+                    context.bad_row("subtasks", subtask.get("id"), "cannot be exported: a value is not UTF-8 text")
+            if key == "tasks":
+                row["subtasks"] = good_subtasks
+            if _encoded(row) is None:
+                context.bad_row(table, row.get("id"), "cannot be exported: a value is not UTF-8 text")
+            else:
+                kept.append(row)
+        case[key] = kept
+    return case
+
+
+def write_json_array(writer: Any, records: Iterator[dict[str, Any]], context: RunContext, table: str) -> None:
+    """Stream records into a member as one JSON array, one record per line, checking for a stop.
+
+    A record that cannot be written (text that is not UTF-8, a BLOB) is a bad
+    row: skipped, counted, named by id; a case drops only its bad children.
+    """
     writer.write(b"[\n")
+    written = 0
     for number, record in enumerate(records):
         if number and number % EXPORT_BATCH == 0:
             context.checkpoint()
-        writer.write((b",\n" if number else b"") + orjson.dumps(record))
+        data = _encoded(record)
+        if data is None and table == "cases":
+            data = _encoded(_without_bad_children(record, context))
+        if data is None:
+            context.bad_row(table, record.get("id"), "cannot be exported: a value is not UTF-8 text")
+            continue
+        writer.write((b",\n" if written else b"") + data)
+        written += 1
         writer.rows += 1
     writer.write(b"\n]\n")
 
@@ -223,17 +279,19 @@ def table_counts(connection: sqlite3.Connection) -> dict[str, int]:
 def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -> dict[str, int]:
     """Stream the JSON exports from the copy into the package; return the copy's row count per table."""
     copy = sqlite3.connect(f"file:{copy_path}?mode=ro", uri=True, check_same_thread=False)
+    # Text that is not UTF-8 must not stop the export: it is read as it is, and that row is skipped.
+    copy.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
     unregister = context.stop_flag.on_stop(copy.interrupt)  # a stop interrupts the export's statements
     try:
-        for name, records in (
-            ("cases.json", nested_cases(copy)),
-            ("users.json", users_without_secrets(copy)),
-            ("audit-logs.json", recent_audit_logs(copy, context.now)),
+        for name, table, records in (
+            ("cases.json", "cases", nested_cases(copy)),
+            ("users.json", "users", users_without_secrets(copy)),
+            ("audit-logs.json", "audit_logs", recent_audit_logs(copy, context.now)),
         ):
             context.checkpoint()
             context.log.info("exporting", member=name)
             with writer.member(name) as member:
-                write_json_array(member, records, context)
+                write_json_array(member, records, context, table)
         return table_counts(copy)
     finally:
         unregister()
@@ -347,7 +405,7 @@ def backup(context: RunContext) -> Outcome:
     members = manifest["members"]
     uncompressed = sum(member["size"] for member in members.values())
     size = final_path.stat().st_size
-    details = {
+    context.outcome.details |= {
         "package": str(final_path),
         "size": size,
         "compression_ratio": round(uncompressed / size, 2) if size else None,
@@ -356,11 +414,21 @@ def backup(context: RunContext) -> Outcome:
         "deleted_packages": deleted,
         "already_done": False,
     }
-    return Outcome(items=len(members), details=details)
+    context.outcome.items = len(members)
+    return context.outcome
 
 
 def _backups_folder() -> Path:
     return load_settings().home / "backups"
+
+
+def _scratch_folder() -> Path:
+    """Where verify and restore inflate a database copy: the backups folder, cleared of dead runs' copies."""
+    folder = _backups_folder()
+    if folder.parent.is_dir():
+        make_private_folder(folder)
+    remove_leftovers(folder)
+    return folder
 
 
 @click.command(name="verify")
@@ -373,6 +441,7 @@ def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
     integrity_check of the database inside. One line per package, `ok` or `BAD: <reason>`;
     exit 1 when any package is bad.
     """
+    exit_on_terminate()
     if package and check_all:
         raise UsageError("give a PACKAGE or --all, not both")
     if package:
@@ -382,9 +451,14 @@ def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
         if not found:
             raise CasejobsError(f"no package in {_backups_folder()}")
         paths = found if check_all else found[:1]
+    scratch = _scratch_folder()
     bad = 0
     for path in paths:
-        problems = verify_package(path, check_database=True).problems if path.is_file() else ["no such package"]
+        problems = (
+            verify_package(path, check_database=True, scratch=scratch).problems
+            if path.is_file()
+            else ["no such package"]
+        )
         if problems:
             bad += 1
             click.echo(f"{path}: BAD: {'; '.join(problems)}")
@@ -406,17 +480,24 @@ def restore_command(package: str, target: str, force: bool, verbose: bool) -> No
     renamed; nothing is written outside PATH's folder, whatever names the
     archive holds.
     """
+    exit_on_terminate()
     restored = restore(Path(package), Path(target), force)
     click.echo(f"restored {restored} from {package}")
+
+
+RESTORE_LEFTOVER = ".{name}.restore-"
 
 
 def restore(package: Path, target: Path, force: bool) -> Path:
     """Verify package, then write its database.db to target atomically; return the target path.
 
-    Raise CasejobsError if the package does not verify, the target exists
-    without force, or its folder does not exist.
+    The database must meet the contract of data-model.md at a version this
+    casejobs knows; a replaced file's mode and owner are kept. Raise
+    CasejobsError if the package does not verify, its database is not a
+    casejobs database, the target exists without force, its folder does not
+    exist or has too little room.
     """
-    result = verify_package(package, check_database=True)
+    result = verify_package(package, check_database=True, scratch=_scratch_folder())
     if not result.ok:
         raise CasejobsError(f"{package} failed verification, nothing restored: {'; '.join(result.problems)}")
     target = target.absolute()
@@ -425,11 +506,18 @@ def restore(package: Path, target: Path, force: bool) -> Path:
         raise CasejobsError(f"{folder} does not exist")
     if target.exists() and not force:
         raise CasejobsError(f"{target} exists; add --force to replace it (the old file is kept beside it)")
-    temporary = folder / f".{target.name}.restore-{os.getpid()}"
+    leftover = re.compile(rf"^{re.escape(RESTORE_LEFTOVER.format(name=target.name))}(\d+)$")
+    remove_leftovers(folder, leftover)
+    temporary = folder / f"{RESTORE_LEFTOVER.format(name=target.name)}{os.getpid()}"
     try:
         with zipfile.ZipFile(package) as archive:
+            space = free_space_problem(folder, archive.getinfo("database.db").file_size)
+            if space:
+                raise CasejobsError(f"nothing restored: database.db {space}")
             extract_member(archive, "database.db", temporary)
+        refuse_unless_casejobs_database(temporary, package)
         if target.exists():
+            keep_mode_and_owner(target, temporary)
             stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
             # The old database's -wal and -shm go with it: left behind, they would be replayed onto the restored file.
             for suffix in ("", "-wal", "-shm"):
@@ -441,6 +529,29 @@ def restore(package: Path, target: Path, force: bool) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
     return target
+
+
+def refuse_unless_casejobs_database(path: Path, package: Path) -> None:
+    """Raise CasejobsError naming what is missing unless path meets the contract at a known version."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        problems = contract_problems(connection)
+    finally:
+        connection.close()
+    if not 1 <= version <= SCHEMA_VERSION:
+        problems.insert(0, f"schema version {version} is not one this casejobs knows (1 to {SCHEMA_VERSION})")
+    if problems:
+        raise CasejobsError(f"{package} does not hold a casejobs database, nothing restored: {'; '.join(problems)}")
+
+
+def keep_mode_and_owner(old: Path, new: Path) -> None:
+    """Give new the mode and owner of the file it replaces (an owner we may not set is left as it is)."""
+    status = old.stat()
+    os.chmod(new, status.st_mode & 0o7777)
+    if hasattr(os, "chown"):
+        with contextlib.suppress(PermissionError):
+            os.chown(new, status.st_uid, status.st_gid)
 
 
 SPEC = JobSpec(

@@ -17,6 +17,7 @@ import click
 
 from lib.cli import job_command, main
 from lib.clock import Periods, format_utc, periods_for
+from lib.dates import bad_date_values, rows_with_bad_dates
 from lib.db import parallel_readers, write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
 
@@ -42,13 +43,19 @@ UPSERT = (
 WORKLOAD_LEVELS = (("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3))
 
 
-def _buckets(due: str | None) -> str:
-    """Return the SELECT columns that count a group's items by due date, in IST periods."""
+def _buckets(due: str | None, without_bad_dates: bool = False) -> str:
+    """Return the SELECT columns that count a group's items by due date, in IST periods, and the
+    items whose due date is no calendar day (`date(x) IS NOT x`: cheap, and exact for YYYY-MM-DD).
+
+    without_bad_dates leaves the values in :bad_dates (a JSON array) out of the periods.
+    """
     if due is None:
-        return "0, 0, 0, 0"
+        return "0, 0, 0, 0, 0"
+    real = f" AND {due} NOT IN (SELECT value FROM json_each(:bad_dates))" if without_bad_dates else ""
     return (
-        f"sum({due} < :today), sum({due} = :today), "
-        f"sum({due} BETWEEN :week_start AND :week_end), sum({due} BETWEEN :month_start AND :month_end)"
+        f"sum({due} < :today{real}), sum({due} = :today{real}), "
+        f"sum({due} BETWEEN :week_start AND :week_end{real}), sum({due} BETWEEN :month_start AND :month_end{real}), "
+        f"sum({due} IS NOT NULL AND date({due}) IS NOT {due})"
     )
 
 
@@ -57,11 +64,15 @@ class Source:
     """One kind of pending item: which figure it feeds and the grouped query that counts it.
 
     The query yields rows of (user_id, priority, category, count, overdue,
-    due_today, due_this_week, due_this_month).
+    due_today, due_this_week, due_this_month, bad_dates). dated names the
+    plain table, its date column and the filter of its pending rows, to find
+    the rows whose date is no calendar day.
     """
 
     figure: str
     sql: str
+    sql_without_bad_dates: str
+    dated: tuple[str, str, str] | None
 
 
 def _source(
@@ -73,13 +84,19 @@ def _source(
     priority: str = "NULL",
     category: str = "NULL",
     joins: str = "",
+    dated: tuple[str, str, str] | None = None,
 ) -> Source:
     group = ", ".join(column for column in (user, priority, category) if column != "NULL")
-    return Source(
-        figure,
-        f"SELECT {user}, {priority}, {category}, count(*), {_buckets(due)} FROM {table} {joins} "
-        f"WHERE {where} AND {user} IS NOT NULL GROUP BY {group}",
-    )
+
+    def sql(without_bad_dates: bool) -> str:
+        return (
+            f"SELECT {user}, {priority}, {category}, count(*), {_buckets(due, without_bad_dates)} FROM {table} "
+            f"{joins} WHERE {where} AND {user} IS NOT NULL GROUP BY {group}"
+        )
+
+    if due is not None and dated is None:
+        dated = (table, due, f"{where} AND {user} IS NOT NULL")
+    return Source(figure, sql(False), sql(True), dated)
 
 
 # The biggest sources first, so that the parallel readers finish together.
@@ -92,6 +109,7 @@ SOURCES = (
         "s.due_date",
         priority="t.priority",
         joins="JOIN tasks AS t ON t.id = s.task_id",
+        dated=("subtasks", "due_date", f"status IN {OPEN_TASK} AND assignee_id IS NOT NULL"),
     ),
     _source(
         "tasks", "tasks", "assignee_id", f"status IN {OPEN_TASK}", "due_date", priority="priority", category="category"
@@ -104,6 +122,7 @@ SOURCES = (
         "t.due_date",
         priority="t.priority",
         joins="JOIN cases AS c ON c.id = t.case_id JOIN teams AS team ON team.id = c.team_id",
+        dated=("tasks", "due_date", f"status IN {OPEN_TASK} AND assignee_id IS NULL"),
     ),
     _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
     _source(
@@ -203,12 +222,31 @@ def compute_summaries(context: RunContext, periods: Periods) -> dict[int, Summar
     summaries = {user_id: Summary(user_id) for user_id in active_internal_user_ids(context)}
     parameters = vars(periods)
     with parallel_readers(context.settings, context.stop_flag) as run_query:
-        for source, rows in run_query([(source, source.sql, parameters) for source in SOURCES], context.checkpoint):
-            for user_id, priority, category, count, *buckets in rows:
-                summary = summaries.get(user_id)
-                if summary is not None:
-                    summary.add(source.figure, priority, category, count, buckets)
+        counted = list(run_query([(source, source.sql, parameters) for source in SOURCES], context.checkpoint))
+    for source, rows in counted:
+        if any(row[-1] for row in rows):
+            rows = recount_without_bad_dates(context, source, parameters)
+        for user_id, priority, category, count, *buckets in rows:
+            summary = summaries.get(user_id)
+            if summary is not None:
+                summary.add(source.figure, priority, category, count, buckets[:4])
     return summaries
+
+
+def recount_without_bad_dates(context: RunContext, source: Source, parameters: dict[str, str]) -> list[tuple]:
+    """Count a source again, its items whose date is no calendar day left out of every period.
+
+    Those items still count as pending; each is a bad row, named by id. Only
+    a database holding such dates pays for this second query.
+    """
+    assert source.dated is not None
+    table, column, where = source.dated
+    connection = context.database.conn
+    bad_values = bad_date_values(connection, table, column, where)
+    for row_id in rows_with_bad_dates(connection, table, column, where):
+        context.bad_row(table, row_id, f"{column} is not a calendar day")
+    arguments = {**parameters, "bad_dates": json.dumps(bad_values)}
+    return connection.execute(source.sql_without_bad_dates, arguments).fetchall()
 
 
 def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
@@ -243,7 +281,8 @@ def refresh(context: RunContext) -> Outcome:
     levels = {level: 0 for level in ("LOW", "MODERATE", "HIGH", "CRITICAL")}
     for summary in summaries.values():
         levels[workload_level(summary.total, summary.urgent, summary.overdue)] += 1
-    details: dict[str, object] = {
+    details = context.outcome.details
+    details |= {
         "users": len(summaries),
         "pending_total": sum(summary.total for summary in summaries.values()),
         "overdue_total": sum(summary.overdue for summary in summaries.values()),
@@ -260,7 +299,8 @@ def refresh(context: RunContext) -> Outcome:
         details["removed"] = 0
     else:
         details["removed"] = write_summaries(context, summaries)
-    return Outcome(items=len(summaries), errors=0, details=details)
+    context.outcome.items = len(summaries)
+    return context.outcome
 
 
 SPEC = JobSpec(

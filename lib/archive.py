@@ -14,8 +14,8 @@ import json
 import os
 import queue
 import re
+import shutil
 import sqlite3
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -183,18 +183,53 @@ class Verification:
         return not self.problems
 
 
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+INVALID_MANIFEST = f"{MANIFEST} is not a valid manifest"
+SPACE_MARGIN = 16 << 20  # bytes left free beyond what is inflated
+
+
+def is_valid_manifest(manifest: Any) -> bool:
+    """True for a manifest of the shape the writer makes: members by name, each with size, sha256 and rows."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), dict):
+        return False
+    for name, figures in manifest["members"].items():
+        if not isinstance(name, str) or not isinstance(figures, dict):
+            return False
+        size, digest, rows = figures.get("size"), figures.get("sha256"), figures.get("rows")
+        if type(size) is not int or size < 0 or not isinstance(digest, str) or not SHA256.match(digest):
+            return False
+        if rows is not None and type(rows) is not int:
+            return False
+    return True
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """Return a package's manifest; raise ValueError (with the reason) if it cannot be read."""
+    """Return a package's manifest; raise ValueError (with the reason) if it cannot be read or is malformed."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(MANIFEST))
+            manifest = json.loads(archive.read(MANIFEST))
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
         raise ValueError(f"{MANIFEST}: {error}") from None
+    if not is_valid_manifest(manifest):
+        raise ValueError(INVALID_MANIFEST)
+    return manifest
 
 
-def verify_package(path: Path, check_database: bool = False, stop_flag: StopFlag | None = None) -> Verification:
-    """Check a package: member names, the ZIP's own CRCs, each member's size and sha256 against
-    the manifest and, with check_database, integrity_check of database.db inside.
+def free_space_problem(folder: Path, size: int) -> str | None:
+    """Say why size bytes cannot be inflated into folder (not enough free space), or None when they can."""
+    free = shutil.disk_usage(folder).free
+    if free < size + SPACE_MARGIN:
+        return f"needs {size >> 20} MiB in {folder}, which has {free >> 20} MiB free"
+    return None
+
+
+def verify_package(
+    path: Path, check_database: bool = False, stop_flag: StopFlag | None = None, scratch: Path | None = None
+) -> Verification:
+    """Check a package: member names, the manifest's shape, each member's size in the ZIP's headers,
+    the ZIP's own CRCs, each member's size and sha256 against the manifest and, with check_database,
+    integrity_check of database.db inside, inflated into scratch (default: the package's folder)
+    only once the free space there is known to be enough.
 
     With a stop_flag, a stop raises StopRequested within a chunk's time.
     """
@@ -210,12 +245,20 @@ def verify_package(path: Path, check_database: bool = False, stop_flag: StopFlag
         result.problems += [f"{name}: unsafe member name" for name in unsafe]
         try:
             result.manifest = json.loads(archive.read(MANIFEST))
-            expected = result.manifest["members"]
-        except (KeyError, ValueError, zipfile.BadZipFile) as error:
+        except (KeyError, ValueError, zipfile.BadZipFile, zlib.error) as error:
             result.problems.append(f"{MANIFEST}: missing or unreadable ({error})")
             return result
+        if not is_valid_manifest(result.manifest):
+            result.problems.append(INVALID_MANIFEST)
+            return result
+        expected = result.manifest["members"]
         for name in sorted(set(names) - set(expected) - {MANIFEST}):
             result.problems.append(f"{name}: not in the manifest")
+        for name, figures in expected.items():
+            if name in names and archive.getinfo(name).file_size != figures["size"]:
+                result.problems.append(f"{name}: its size in the ZIP differs from the manifest's")
+        if not result.ok:
+            return result  # nothing is inflated from a package that already lies about its sizes
         # Two members at a time: inflating and hashing release the GIL, so both cores work.
         with ThreadPoolExecutor(max_workers=2) as pool:
             checks = {
@@ -227,7 +270,7 @@ def verify_package(path: Path, check_database: bool = False, stop_flag: StopFlag
                 if problem:
                     result.problems.append(f"{name}: {problem}")
         if check_database and "database.db" in expected and result.ok:
-            problem = _check_database_inside(archive, stop_flag)
+            problem = _check_database_inside(archive, stop_flag, scratch or path.parent)
             if problem:
                 result.problems.append(f"database.db: {problem}")
     return result
@@ -292,9 +335,18 @@ def integrity_check(path: Path, stop_flag: StopFlag | None = None) -> str:
     return "; ".join(str(row[0]) for row in rows[:5])
 
 
-def _check_database_inside(archive: zipfile.ZipFile, stop_flag: StopFlag | None = None) -> str | None:
-    with tempfile.TemporaryDirectory(prefix="casejobs-verify-") as folder:
-        copy = Path(folder) / "database.db"
+VERIFY_COPY = ".casejobs-verify-{pid}.db"  # removed on every exit path; a killed run's by the next one
+
+
+def _check_database_inside(archive: zipfile.ZipFile, stop_flag: StopFlag | None, scratch: Path) -> str | None:
+    size = archive.getinfo("database.db").file_size
+    space = free_space_problem(scratch, size)
+    if space:
+        return f"not checked: {space}"
+    copy = scratch / VERIFY_COPY.format(pid=os.getpid())
+    try:
         extract_member(archive, "database.db", copy)
         verdict = integrity_check(copy, stop_flag)
+    finally:
+        copy.unlink(missing_ok=True)
     return None if verdict == "ok" else f"integrity_check: {verdict}"

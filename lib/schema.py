@@ -7,6 +7,8 @@ is safe; each step runs in one transaction together with its version bump.
 
 from __future__ import annotations
 
+import sqlite3
+
 OPEN_TASK_STATUSES = ("TODO", "IN_PROGRESS", "BLOCKED")
 
 _TABLES = """
@@ -232,3 +234,67 @@ CREATE INDEX IF NOT EXISTS tasks_open_by_due
 MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES, _SLA_INDEXES)
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# data-model.md's contract: the tables and columns every casejobs database has, whatever else it holds.
+CONTRACT: dict[str, tuple[str, ...]] = {
+    "users": (
+        "id", "name", "email", "role", "is_active", "phone", "password_hash", "api_token", "created_at", "updated_at",
+    ),
+    "teams": ("id", "name", "lead_id"),
+    "team_members": ("team_id", "user_id"),
+    "cases": (
+        "id", "case_number", "cnr", "title", "client_name", "description", "court_name", "case_type", "status",
+        "priority", "is_confidential", "lawyer_id", "team_id", "filed_on", "expected_completion_date",
+        "next_hearing_date", "ecourts_status", "ecourts_stage", "court_no", "judge", "last_synced_at", "sync_error",
+        "created_at", "updated_at",
+    ),
+    "tasks": (
+        "id", "case_id", "title", "category", "status", "priority", "assignee_id", "due_date", "completed_at",
+        "created_at", "updated_at",
+    ),
+    "subtasks": ("id", "task_id", "title", "status", "assignee_id", "due_date"),
+    "hearings": (
+        "id", "case_id", "hearing_date", "purpose", "court_no", "judge", "status", "outcome", "attendee_id", "source",
+    ),
+    "orders": (
+        "id", "case_id", "order_date", "order_no", "kind", "summary", "document_url", "review_status", "reviewer_id",
+        "source",
+    ),
+    "worklogs": ("id", "user_id", "case_id", "work_date", "hours", "description", "status", "approver_id"),
+    "leave_requests": ("id", "user_id", "start_date", "end_date", "reason", "status", "approver_id"),
+    "documents": ("id", "case_id", "title", "kind", "status", "owner_id", "reviewer_id", "due_date"),
+    "audit_logs": (
+        "id", "action", "entity_type", "entity_id", "entity_name", "severity", "description", "details",
+        "error_message", "user_id", "created_at",
+    ),
+    "notifications": (
+        "id", "user_id", "kind", "title", "body", "entity_type", "entity_id", "dedupe_key", "created_at", "read_at",
+        "email_status",
+    ),
+    "user_pending_summaries": (
+        "user_id", "cases", "tasks", "subtasks", "hearings", "orders", "worklogs", "leave_requests", "documents",
+        "team", "tasks_by_category", "total", "overdue", "due_today", "due_this_week", "due_this_month", "urgent",
+        "by_priority", "workload_level", "refreshed_at",
+    ),
+}  # fmt: skip
+
+
+def contract_problems(connection: sqlite3.Connection) -> list[str]:
+    """Return what a database lacks of the contract, in words (empty when it has all of it).
+
+    Only what exists is read: `sqlite_master` and `PRAGMA table_info`, never a row.
+    """
+    present = {
+        name: {row[1] for row in connection.execute(f'PRAGMA table_info("{name}")')}
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    problems = []
+    for table, columns in CONTRACT.items():
+        if table not in present:
+            problems.append(f"table {table} is missing")
+            continue
+        missing = [column for column in columns if column not in present[table]]
+        if missing:
+            problems.append(f"table {table} lacks {', '.join(missing)}")
+    return problems

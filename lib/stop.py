@@ -263,3 +263,14 @@ def time_limit(flag: StopFlag, seconds: float | None) -> Iterator[None]:
     finally:
         if timer is not None:
             timer.cancel()
+
+
+def exit_on_terminate() -> None:
+    """For a command that is not a job run (verify, restore): SIGTERM ends it with exit 143 through
+    its `finally` blocks, so that it removes what it was writing."""
+    if threading.current_thread() is threading.main_thread():
+
+        def on_terminate(number: int, frame: Any) -> None:
+            raise SystemExit(143)
+
+        signal.signal(signal.SIGTERM, on_terminate)

@@ -48,7 +48,6 @@ def cases(dataset: Dataset) -> dict[str, int]:
         "on_hold": dataset.case(lawyer_id=lawyer, status="ON_HOLD", cnr=cnr(4)),
         "confidential": dataset.case(lawyer_id=lawyer, is_confidential=1, cnr=cnr(5)),
         "no_cnr": dataset.case(lawyer_id=lawyer),
-        "invalid": dataset.case(lawyer_id=lawyer, cnr="MH12-00-2023"),
     }
 
 
@@ -61,11 +60,25 @@ def test_only_open_non_confidential_cases_with_a_valid_cnr_are_sent(home, cases,
     assert sorted(request.cnr for request in simulator.log) == [cnr(1), cnr(2)]
     details = finish(home)["details"]
     assert (details["selected"], details["synced"], details["failed"], details["skipped_confidential"]) == (2, 2, 0, 1)
-    assert details["invalid_cnr"] == [
-        query(database_path, "SELECT case_number FROM cases WHERE id = ?", cases["invalid"])[0][0]
-    ]
     assert details["requests"] == 2 and details["breaker_tripped"] is False
-    (error,) = query(database_path, "SELECT sync_error FROM cases WHERE id = ?", cases["invalid"])[0]
+
+
+def test_an_invalid_cnr_is_a_bad_row_and_every_other_case_is_synced(
+    home, cases, dataset, ecourts, database_path
+) -> None:
+    simulator, server = ecourts
+    invalid = dataset.case(lawyer_id=cases["lawyer"], cnr="MH12-00-2023")
+
+    result = sync(home, server)
+
+    assert result.returncode == 3, result.stderr  # partial: one bad row, the others served
+    assert sorted(request.cnr for request in simulator.log) == [cnr(1), cnr(2)]
+    details = finish(home)["details"]
+    assert details["synced"] == 2 and details["invalid_cnr"] == [invalid]
+    assert details["bad_rows"] == [
+        {"table": "cases", "id": invalid, "reason": "cnr is not a valid CNR: it is never sent"}
+    ]
+    (error,) = query(database_path, "SELECT sync_error FROM cases WHERE id = ?", invalid)[0]
     assert error.startswith("invalid CNR")
 
 
@@ -241,8 +254,9 @@ def test_the_token_never_leaves(home, cases, ecourts, database_path, tmp_path) -
     assert ECOURTS_TOKEN not in everything
 
 
-def test_dry_run_lists_what_would_be_fetched_and_sends_nothing(home, cases, ecourts, database_path) -> None:
+def test_dry_run_lists_what_would_be_fetched_and_sends_nothing(home, cases, dataset, ecourts, database_path) -> None:
     simulator, server = ecourts
+    dataset.case(lawyer_id=cases["lawyer"], cnr="MH12-00-2023")
     result = sync(home, server, "--dry-run")
     assert result.returncode == 0
     assert f"({cnr(1)})" in result.stdout and "invalid CNR, never sent" in result.stdout

@@ -180,7 +180,10 @@ def test_verify_all_and_a_tampered_member(home: Path, demo: Path, tmp_path: Path
 
     assert result.returncode == 1
     assert f"{PACKAGE}: ok" in result.stdout
-    assert "casejobs-backup-2026-11-24.zip: BAD: users.json: size" in result.stdout
+    assert (
+        "casejobs-backup-2026-11-24.zip: BAD: users.json: its size in the ZIP differs from the manifest"
+        in result.stdout
+    )
 
 
 def test_verify_all_checks_every_package_and_names_the_bad_one(home: Path, demo: Path) -> None:

@@ -167,7 +167,9 @@ def test_a_refused_login_is_tried_once_and_stops_mailing_for_the_run(
     home: Path, dataset: Dataset, database_path: Path
 ) -> None:
     for number in range(20):
-        dataset.case(lawyer_id=dataset.user(email=f"lawyer{number}@firm.example"), expected_completion_date="2026-11-20")
+        dataset.case(
+            lawyer_id=dataset.user(email=f"lawyer{number}@firm.example"), expected_completion_date="2026-11-20"
+        )
     with smtp_server(refuse_logins=True) as (server, received):
         result = sla_check(home, port=server.port, CASEJOBS_SMTP_USER="casejobs", CASEJOBS_SMTP_PASSWORD="wrong-pass")
 
