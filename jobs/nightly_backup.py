@@ -40,7 +40,7 @@ from lib.clock import format_utc, now_utc
 from lib.errors import CasejobsError, StopRequested, UsageError
 from lib.harness import JobSpec, Outcome, RunContext
 from lib.history import process_alive
-from lib.home import make_private_folder
+from lib.home import make_folder
 from lib.redaction import redact_row
 from lib.schema import SCHEMA_VERSION, contract_problems
 from lib.settings import load_settings
@@ -383,7 +383,7 @@ def backup(context: RunContext) -> Outcome:
         exists = final_path.exists()
         click.echo(f"would {'keep' if exists and not context.force else 'write'} {final_path}")
         return Outcome(details={"package": str(final_path), "already_exists": exists})
-    make_private_folder(folder)
+    make_folder(folder, shared=False)
     leftovers = remove_leftovers(folder)
     if leftovers:
         context.log.info("removed what a dead run left", files=leftovers)
@@ -426,7 +426,7 @@ def _scratch_folder() -> Path:
     """Where verify and restore inflate a database copy: the backups folder, cleared of dead runs' copies."""
     folder = _backups_folder()
     if folder.parent.is_dir():
-        make_private_folder(folder)
+        make_folder(folder, shared=False)
     remove_leftovers(folder)
     return folder
 

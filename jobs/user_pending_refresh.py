@@ -45,7 +45,8 @@ WORKLOAD_LEVELS = (("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3)
 
 def _buckets(due: str | None, without_bad_dates: bool = False) -> str:
     """Return the SELECT columns that count a group's items by due date, in IST periods, and the
-    items whose due date is no calendar day (`date(x) IS NOT x`: cheap, and exact for YYYY-MM-DD).
+    items whose due date is no calendar day. `date(x, '+0 days')` normalises the date, so it differs
+    from x for 2026-02-30 as for 2026-13-45 (plain `date(x)` passes 2026-02-30 through unchanged).
 
     without_bad_dates leaves the values in :bad_dates (a JSON array) out of the periods.
     """
@@ -55,7 +56,7 @@ def _buckets(due: str | None, without_bad_dates: bool = False) -> str:
     return (
         f"sum({due} < :today{real}), sum({due} = :today{real}), "
         f"sum({due} BETWEEN :week_start AND :week_end{real}), sum({due} BETWEEN :month_start AND :month_end{real}), "
-        f"sum({due} IS NOT NULL AND date({due}) IS NOT {due})"
+        f"sum({due} IS NOT NULL AND date({due}, '+0 days') IS NOT {due})"
     )
 
 

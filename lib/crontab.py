@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib.clock import IST
 from lib.errors import CasejobsError, ConfigError
+from lib.home import umask_for_cron
 from lib.schedule import Entry, read_schedule
 from lib.settings import PROJECT_ROOT
 
@@ -146,7 +147,8 @@ def cron_lines_for(entry: Entry, zone: ZoneInfo | None, year: int) -> list[str]:
 def _command(script: Path, home_environment: dict[str, str], log_folder: Path, name: str, *arguments: str) -> str:
     prefix = "".join(f"{key}={shlex.quote(value)} " for key, value in home_environment.items())
     log = shlex.quote(str(log_folder / f"{name}.log"))
-    command = f"{prefix}{shlex.quote(str(script))} {' '.join(arguments)} >> {log} 2>&1"
+    # The umask first: the shell creates the log file before the job runs, with the home's modes.
+    command = f"umask {umask_for_cron()}; {prefix}{shlex.quote(str(script))} {' '.join(arguments)} >> {log} 2>&1"
     return command.replace("%", "\\%")  # cron turns a bare % into a newline
 
 

@@ -84,6 +84,8 @@ def connect(
     except sqlite3.DatabaseError as error:
         raise ConfigError(f"database {path} (CASEJOBS_DB) cannot be opened: {error}") from None
     connection.busy_timeout_ms = busy_timeout_ms
+    # Text that is not UTF-8 (written by some other program) is shown with U+FFFD, never a failed run.
+    connection.text_factory = _lenient_text
     connection.watch(stop_flag)
     try:
         # The first read takes a shared lock: an application holding the file with
@@ -105,6 +107,10 @@ def connect(
         connection.close()
         raise ConfigError(f"database {path} (CASEJOBS_DB) cannot use WAL mode (got {mode})")
     return sqlite_utils.Database(connection, execute_plugins=False)
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:

@@ -46,7 +46,7 @@ from lib.errors import (
     JobFailed,
     StopRequested,
 )
-from lib.home import check_writable_home, is_writable_home, make_private_folder
+from lib.home import check_writable_home, is_writable_home, make_folder, share_with_group
 from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
 from lib.monitor import Monitor, monitor_setting
@@ -216,7 +216,7 @@ def record_configuration_error(job: str, options: RunOptions, error: ConfigError
     if not clock.in_range(moment):
         return  # no clock can stamp a valid line
     try:
-        make_private_folder(home / "ledger")
+        make_folder(home / "ledger")
         record = RunRecord(home, job, options.trigger, options.dry_run, lambda: moment, new_run_id())
         record.finish("config", exit_code=EXIT_CONFIG, error=str(error))
     except OSError:
@@ -249,6 +249,7 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
         if spec.check_settings:
             spec.check_settings(settings)
         check_database_file(settings.database_path)
+        share_with_group(settings.get("core.home_group"))
         home = check_writable_home(settings.home)
     except ConfigError as error:
         record_configuration_error(spec.name, options, error, settings)

@@ -18,7 +18,7 @@ from typing import Any
 from lib import ledger
 from lib.clock import IST, format_utc, parse_utc, today_ist
 from lib.history import Latest, Run, latest
-from lib.home import make_private_file
+from lib.home import make_file
 from lib.schedule import Entry
 from lib.settings import Settings
 
@@ -40,7 +40,7 @@ def installed_at(home: Path) -> dt.datetime | None:
 def mark_installed(home: Path, now: dt.datetime) -> None:
     path = home / INSTALLED_MARKER
     path.write_text(format_utc(now) + "\n")
-    make_private_file(path)
+    make_file(path)
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """CASEJOBS_HOME: the folder holding the ledger, the locks, the backups and the logs.
 
 Everything under it is private to its owner, whatever the umask: folders
-0700, files 0600 (POSIX; on Windows the file's ACL, inherited from the
-user's profile, already does this).
+0700, files 0600. With CASEJOBS_HOME_GROUP (a monitoring account's group,
+so that `jobstats --check` can run as that account), folders are 2750 and
+files 0640, owned by that group; the backups stay 0700 and 0600 whatever the
+group. POSIX only: on Windows the ACL inherited from the user's profile
+already keeps the home private.
 """
 
 from __future__ import annotations
@@ -15,30 +18,88 @@ from pathlib import Path
 from lib.errors import ConfigError
 
 SUBFOLDERS = ("ledger", "lock", "backups", "log")
-FOLDER_MODE = 0o700
-FILE_MODE = 0o600
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+SHARED_FOLDER, SHARED_FILE = 0o2750, 0o640  # setgid: files made inside (cron's log redirection) take the group
 POSIX = os.name == "posix"
 
 
-def make_private_folder(folder: Path) -> None:
-    """Create folder (its parent must exist) or keep it, with mode 0700."""
+class _Policy:
+    """Who may read what is under the home: its owner only, or also CASEJOBS_HOME_GROUP."""
+
+    group_id: int | None = None
+
+
+POLICY = _Policy()
+
+
+def share_with_group(name: str | None) -> None:
+    """Let group `name` (a monitoring account's, say) read the ledger, the locks and the logs, never the backups.
+
+    Raise ConfigError naming CASEJOBS_HOME_GROUP if there is no such group.
+    None keeps everything private to the owner. Ignored where there are no
+    POSIX groups (Windows).
+    """
+    if not name or not POSIX:
+        POLICY.group_id = None
+        return
+    import grp
+
+    try:
+        POLICY.group_id = grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ConfigError(f"CASEJOBS_HOME_GROUP={name!r}: no such group on this host") from None
+
+
+def umask_for_cron() -> str:
+    """The umask a cron line sets before its log redirection, so that the log file gets the home's modes."""
+    return "027" if POLICY.group_id is not None else "077"
+
+
+def _modes(shared: bool) -> tuple[int, int]:
+    if shared and POLICY.group_id is not None:
+        return SHARED_FOLDER, SHARED_FILE
+    return PRIVATE_FOLDER, PRIVATE_FILE
+
+
+def _give_to_group(path: Path | int) -> None:
+    if POLICY.group_id is not None:
+        with contextlib.suppress(PermissionError):
+            if isinstance(path, int):
+                os.fchown(path, -1, POLICY.group_id)
+            else:
+                os.chown(path, -1, POLICY.group_id)
+
+
+def make_folder(folder: Path, shared: bool = True) -> None:
+    """Create folder (its parent must exist) or keep it, with the home's folder mode, whatever the umask.
+
+    shared=False (the backups) keeps it private to the owner even when a group may read the rest.
+    """
+    mode, _ = _modes(shared)
     with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=FOLDER_MODE)
-    if POSIX and (folder.stat().st_mode & 0o777) != FOLDER_MODE:
-        with contextlib.suppress(PermissionError):  # a folder someone else owns keeps its mode
-            os.chmod(folder, FOLDER_MODE)
-
-
-def make_private_file(path: Path, descriptor: int | None = None) -> None:
-    """Give a file we created mode 0600 (the umask may have taken bits away, never added them)."""
+        folder.mkdir(mode=mode & 0o777)
     if not POSIX:
         return
+    with contextlib.suppress(PermissionError):  # a folder someone else owns keeps its mode
+        if shared:
+            _give_to_group(folder)
+        if (folder.stat().st_mode & 0o7777) != mode:
+            os.chmod(folder, mode)
+
+
+def make_file(path: Path, descriptor: int | None = None, shared: bool = True) -> None:
+    """Give a file we created the home's file mode (the umask may have taken bits away, or left too many)."""
+    if not POSIX:
+        return
+    _, mode = _modes(shared)
     with contextlib.suppress(PermissionError):
+        if shared:
+            _give_to_group(descriptor if descriptor is not None else path)
         if descriptor is not None:
-            if (os.fstat(descriptor).st_mode & 0o777) != FILE_MODE:
-                os.fchmod(descriptor, FILE_MODE)
-        elif (path.stat().st_mode & 0o777) != FILE_MODE:
-            os.chmod(path, FILE_MODE)
+            if (os.fstat(descriptor).st_mode & 0o7777) != mode:
+                os.fchmod(descriptor, mode)
+        elif (path.stat().st_mode & 0o7777) != mode:
+            os.chmod(path, mode)
 
 
 def create_home(home: Path) -> Path:
@@ -51,7 +112,7 @@ def create_home(home: Path) -> Path:
         if not home.parent.is_dir():
             raise ConfigError(f"CASEJOBS_HOME {home}: its folder {home.parent} does not exist")
         try:
-            make_private_folder(home)
+            make_folder(home)
         except OSError as error:
             raise ConfigError(f"CASEJOBS_HOME {home} cannot be created: {error.strerror or error}") from None
     return prepare_home(home)
@@ -75,7 +136,7 @@ def prepare_home(home: Path) -> Path:
     check_home(home)
     try:
         for name in SUBFOLDERS:
-            make_private_folder(home / name)
+            make_folder(home / name, shared=name != "backups")
         with tempfile.NamedTemporaryFile(dir=home / "ledger", prefix=".probe-"):
             pass
     except OSError as error:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from lib.home import make_private_file, make_private_folder
+from lib.home import make_file, make_folder
 
 LEDGER_VERSION = 1
 EVENTS = ("start", "finish")
@@ -95,13 +95,13 @@ def append(home: Path, record: dict[str, Any]) -> dict[str, Any]:
     if not is_valid_time(line.get("ts")):
         raise ValueError(f"ledger time {line.get('ts')!r} is not between {EARLIEST_YEAR} and {LATEST_YEAR}")
     folder = job_folder(home, record["job"])
-    make_private_folder(home / "ledger")
-    make_private_folder(folder)
+    make_folder(home / "ledger")
+    make_folder(folder)
     path = folder / f"{month_of(line['ts'])}.jsonl"
     data = orjson.dumps(line) + b"\n"
     descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        make_private_file(path, descriptor)
+        make_file(path, descriptor)
         size = os.fstat(descriptor).st_size
         if size and _byte_at(descriptor, size - 1) != b"\n":
             data = b"\n" + data  # the last line was cut by a crash: never glue ours onto it

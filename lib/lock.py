@@ -12,7 +12,7 @@ from pathlib import Path
 
 import filelock
 
-from lib.home import make_private_file, make_private_folder
+from lib.home import make_file, make_folder
 
 
 def lock_path(home: Path, job: str) -> Path:
@@ -31,12 +31,12 @@ class JobLock:
 
     def acquire(self) -> bool:
         """Try to take the lock without waiting; return True if this process now holds it."""
-        make_private_folder(self.path.parent)
+        make_folder(self.path.parent)
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:
             return False
-        make_private_file(self.path)
+        make_file(self.path)
         return True
 
     def release(self) -> None:

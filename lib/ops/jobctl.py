@@ -24,7 +24,7 @@ from lib.db import connect, migrate, schema_version
 from lib.errors import CasejobsError, ConfigError, UsageError
 from lib.health import LEVEL_NAMES, check_job, installed_at, job_health, mark_installed
 from lib.history import latest, process_alive
-from lib.home import create_home
+from lib.home import create_home, share_with_group
 from lib.ledger import Damage
 from lib.schedule import Entry, find_entry, read_schedule
 from lib.seed import SCALES, seed_database
@@ -57,6 +57,7 @@ def _make_database_folder(home: Path, path: Path) -> None:
 def database_init(db: str | None, verbose: bool) -> None:
     """Create the database, or migrate it to the current schema (safe to run again)."""
     settings = load_settings({"core.db": db})
+    share_with_group(settings.get("core.home_group"))
     path = settings.database_path
     _make_database_folder(settings.home, path)
     created = not path.exists()
@@ -90,6 +91,7 @@ def database_init(db: str | None, verbose: bool) -> None:
 def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -> None:
     """Fill a new, empty database with realistic demo data (creating it if needed)."""
     settings = load_settings({"core.db": db})
+    share_with_group(settings.get("core.home_group"))
     path = settings.database_path
     _make_database_folder(settings.home, path)
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
@@ -129,6 +131,7 @@ def _entry_or_usage(job: str) -> Entry:
 def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None, verbose: bool) -> None:
     """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing)."""
     settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
     plan = crontab.plan_block(settings.home, cron_flavor, host_tz, settings.now())
     if dry_run:
         click.echo("\n".join(plan.lines))
@@ -157,6 +160,7 @@ def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> No
     if wait_for_jobs and stop_jobs:
         raise UsageError("give --wait or --stop, not both")
     settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
     current = crontab.read_crontab()
     if crontab.installed_block(current) is None:
         click.echo("no casejobs block in the crontab")
@@ -197,6 +201,7 @@ def _still_running(home: Path, job: str, pid: int) -> bool:
 def status_command(as_json: bool, verbose: bool) -> None:
     """Whether the schedule is installed and current; per job: running, last run, next run, overdue."""
     settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
     now = settings.now()
     try:
         block = crontab.installed_block(crontab.read_crontab())
@@ -261,6 +266,7 @@ def run_command(job: str, job_arguments: tuple[str, ...]) -> None:
 def catch_up_command(dry_run: bool, verbose: bool) -> None:
     """Run, once, each job whose latest IST slot passed (beyond the grace) with no good run since."""
     settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
     now = settings.now()
     worst = 0
     for entry in read_schedule():
@@ -300,6 +306,7 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
 def export_command(export_format: str, out: str | None, windows_project: str, image: str, verbose: bool) -> None:
     """Write the schedule for systemd timers, Windows Task Scheduler or Kubernetes, from crontab.ist."""
     settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
     folder = Path(out) if out else settings.home / "export" / export_format
     entries = [entry for entry in read_schedule() if entry.script_path.exists()]
     files: dict[str, bytes] = {}
