@@ -14,7 +14,6 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -338,12 +337,10 @@ def _settle(
         record_failure(context, candidate, str(error))
         context.log.warning("case failed", case_number=candidate.case_number, reason=str(error))
         return
-    try:
+    changes: list[str] = []
+    with context.one_row("cases", candidate.case_id, "storing the answer") as row:
         changes = store_case(context, candidate, data)
-    except (sqlite3.Error, ValueError, TypeError, UnicodeError) as error:
-        if context.stop_flag.is_set():
-            raise
-        context.bad_row("cases", candidate.case_id, f"the answer could not be stored ({type(error).__name__})")
+    if row.skipped:
         return
     if changes:
         tally.synced += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -310,14 +309,10 @@ def check(context: RunContext) -> Outcome:
     try:
         for digest in digests:
             context.checkpoint()
-            try:
+            with context.one_row("users", digest.user_id, "storing the digest") as row:
                 delivery = deliver(context, digest, mailer)
-            except (sqlite3.Error, ValueError, TypeError, UnicodeError) as error:
-                if context.stop_flag.is_set():
-                    raise
-                context.bad_row("users", digest.user_id, f"the digest could not be stored ({type(error).__name__})")
-                continue
-            count_delivery(context, digest, delivery, mailer)
+            if not row.skipped:
+                count_delivery(context, digest, delivery, mailer)
     finally:
         if mailer and not context.stop_flag.is_set():  # a stopped run does not wait to say goodbye
             mailer.close()

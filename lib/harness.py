@@ -22,7 +22,8 @@ import sqlite3
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,23 @@ class RunContext:
         self.outcome.bad_row(table, row_id, reason)
         self.log.warning("skipped a bad row", table=table, id=row_id, reason=reason)
 
+    @contextmanager
+    def one_row(self, table: str, row_id: Any, doing: str) -> Iterator[RowResult]:
+        """Run the block for one row; if the row's data makes it fail, skip that row as a bad row.
+
+        Yield a RowResult whose `skipped` tells the caller afterwards. Only
+        failures a row's data can cause are caught (a database error, a value
+        of the wrong type or encoding); a stop always goes through.
+        """
+        result = RowResult()
+        try:
+            yield result
+        except ROW_FAILURES as error:
+            if self.stop_flag.is_set():
+                raise
+            result.skipped = True
+            self.bad_row(table, row_id, f"{doing} failed ({type(error).__name__})")
+
     @property
     def today(self) -> dt.date:
         """The run's calendar date in India."""
@@ -160,6 +178,16 @@ class RunContext:
         if self.item_delay_seconds:
             self.stop_flag.sleep(self.item_delay_seconds)
         self.stop_flag.check()
+
+
+ROW_FAILURES = (sqlite3.Error, ValueError, TypeError, UnicodeError)
+
+
+@dataclass
+class RowResult:
+    """What became of one row handed to RunContext.one_row()."""
+
+    skipped: bool = False
 
 
 def new_run_id() -> str:

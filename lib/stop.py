@@ -122,17 +122,18 @@ class StopFlag:
         raised and the thread is abandoned: it dies with the process.
         """
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
-
-        def body() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(function(*arguments))
-            except BaseException as error:
-                future.set_exception(error)
-
-        threading.Thread(target=body, name="blocking-call", daemon=True).start()
+        threading.Thread(target=_settle, args=(future, function, arguments), name="blocking-call", daemon=True).start()
         return self.wait_for(future, grace=grace)
+
+
+def _settle(future: concurrent.futures.Future[Any], function: Callable[..., Any], arguments: tuple[Any, ...]) -> None:
+    """Run function and put its result (or what it raised) into future, unless the future was cancelled."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(function(*arguments))
+    except BaseException as error:
+        future.set_exception(error)
 
 
 class DaemonPool:
@@ -165,12 +166,7 @@ class DaemonPool:
                 if not self._tasks:
                     return
                 future, function, arguments = self._tasks.pop(0)
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(function(*arguments))
-            except BaseException as error:
-                future.set_exception(error)
+            _settle(future, function, arguments)
 
     def close(self) -> None:
         """Cancel what has not started and let the workers end; never waits for one in flight."""

@@ -109,24 +109,32 @@ def stop_and_time(process: subprocess.Popen[str], how: str, limit_started: float
     return time.monotonic() - sent
 
 
+def run_and_stop(home: Path, script: str, arguments: list[str], event: str, how: str) -> tuple[int, float]:
+    """Start script; once it logs event, stop it as `how` says (a signal, or a one-second limit);
+    return its exit code and the seconds from the signal (or the limit's expiry) to its exit."""
+    limit = ["--max-runtime", "1"] if how == "timeout" else []
+    process = start_script(script, *arguments, "--log-format", "json", *limit, home=home)
+    try:
+        limit_started = time.monotonic()
+        wait_for_log_event(process, event)
+        took = stop_and_time(process, how, limit_started)
+    finally:
+        process.kill()
+        process.communicate()
+    return process.returncode, took
+
+
 @pytest.mark.parametrize(("how", "exit_code", "status"), STOPS)
 def test_a_stop_ends_the_wait_for_the_write_lock(
     home: Path, dataset: Dataset, database_path: Path, how: str, exit_code: int, status: str
 ) -> None:
     some_work(dataset)
     before = dump(database_path)
-    limit = ["--max-runtime", "1"] if how == "timeout" else []
     with _holding_lock(database_path):
-        process = start_script("user-pending-refresh", "-v", "--log-format", "json", *limit, home=home)
-        try:
-            limit_started = time.monotonic()
-            wait_for_log_event(process, "writing summaries")  # now it waits for the lock we hold
-            took = stop_and_time(process, how, limit_started)
-        finally:
-            process.kill()
-            process.communicate()
+        # "writing summaries": now it waits for the lock we hold
+        code, took = run_and_stop(home, "user-pending-refresh", ["-v"], "writing summaries", how)
 
-    assert process.returncode == exit_code
+    assert code == exit_code
     assert took < STOP_WITHIN, took
     finish = last_finish(home, "userPendingRefresh")
     assert (finish["status"], finish["exit_code"]) == (status, exit_code)
@@ -180,17 +188,10 @@ def test_a_stop_ends_a_long_integrity_check(
 ) -> None:
     database_path = home / "casejobs.db"
     database_path.write_bytes(big_database.read_bytes())
-    limit = ["--max-runtime", "1"] if how == "timeout" else []
-    process = start_script("nightly-backup", "--log-format", "json", *limit, home=home)
-    try:
-        limit_started = time.monotonic()
-        wait_for_log_event(process, "database copied")  # integrity_check of the copy now runs for seconds
-        took = stop_and_time(process, how, limit_started)
-    finally:
-        process.kill()
-        process.communicate()
+    # "database copied": integrity_check of the copy now runs for seconds
+    code, took = run_and_stop(home, "nightly-backup", [], "database copied", how)
 
-    assert process.returncode == exit_code
+    assert code == exit_code
     assert took < STOP_WITHIN, took
     assert last_finish(home, "nightlyBackup")["status"] == status
     assert list((home / "backups").iterdir()) == []  # no package, no temporary copy left
