@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from lib.harness import JobSpec
 
 TRIGGERS = ("cron", "manual", "catchup")
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command takes -h as well as --help
 BROKEN_OUTPUT = (errno.EPIPE, errno.EINVAL, errno.EBADF)  # a reader that left, a closed descriptor
 
 
@@ -159,6 +160,12 @@ def common_job_options(command: Callable) -> Callable:
             help="Log lines as JSON or for people [default: auto].",
         ),
         click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors."),
+        click.option(
+            "--check-config",
+            is_flag=True,
+            help="Check the settings this job needs, as this environment gives them; print JSON; "
+            "exit 0 or 78; write nothing (jobctl doctor and install use it).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -183,11 +190,12 @@ def job_command(
         trigger: str,
         log_format: str | None,
         verbose: bool,
+        check_config: bool,
         **job_options: Any,
     ) -> None:
         if click.get_current_context().invoked_subcommand:
             return
-        from lib.harness import RunOptions, run_job  # here, so that jobstats and jobctl start fast
+        from lib.harness import RunOptions, check_job_config, run_job  # here, so that jobstats and jobctl start fast
 
         options = RunOptions(
             db=db,
@@ -199,7 +207,7 @@ def job_command(
             verbose=verbose,
             job_options=job_options,
         )
-        sys.exit(run_job(spec, options))
+        sys.exit(check_job_config(spec, options) if check_config else run_job(spec, options))
 
     for option in reversed(extra_options):
         body = option(body)
@@ -209,8 +217,8 @@ def job_command(
         "2 usage, 3 partial, 75 locked, 78 configuration, 124 time limit, 130/143 stopped by SIGINT/SIGTERM."
     )
     if not subcommands:
-        return click.command(name=program, help=help_text)(body)
-    group = click.group(name=program, help=help_text, invoke_without_command=True)(body)
+        return click.command(name=program, help=help_text, context_settings=HELP_OPTIONS)(body)
+    group = click.group(name=program, help=help_text, invoke_without_command=True, context_settings=HELP_OPTIONS)(body)
     for subcommand in subcommands:
         group.add_command(subcommand)
     return group

@@ -36,11 +36,17 @@ CATCH_UP_MINUTE = 17  # hourly catch-up, away from the jobs' own minutes
 PASSED_ENVIRONMENT = ("CASEJOBS_HOME", "CASEJOBS_DB", "CASEJOBS_CONFIG")
 
 
+NOT_INSTALLED = "none"
+
+
 def detect_flavor() -> str:
-    """Return which cron this host runs (see FLAVORS), by looking at what is installed."""
+    """Return which cron this host runs (see FLAVORS), by looking at what is installed;
+    NOT_INSTALLED when there is no crontab program at all."""
     if platform.system() == "Darwin":
         return "macos"
     crontab = shutil.which("crontab")
+    if crontab is None:
+        return NOT_INSTALLED
     if crontab and os.path.realpath(crontab).endswith("busybox"):
         return "busybox"
     if shutil.which("bcron-start"):
@@ -157,6 +163,11 @@ def plan_block(
 ) -> Plan:
     """Return the managed block for this host: absolute paths, --trigger cron, logs appended under home/log."""
     flavor = flavor or detect_flavor()
+    if flavor == NOT_INSTALLED:
+        raise ConfigError(
+            "cron is not installed on this host (no crontab program): install it (apt-get install cron), "
+            "or write the schedule for another scheduler with: bin/jobctl export"
+        )
     if flavor not in FLAVORS:
         raise ConfigError(f"--cron-flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
     host_zone = host_zone or detect_host_zone()
@@ -241,3 +252,40 @@ def without_block(text: str) -> str:
 def installed_block(text: str) -> list[str] | None:
     """Return our block as installed, or None."""
     return split_block(text)[1]
+
+
+def daemon_running() -> bool | None:
+    """Return whether a cron daemon process runs on this host (None where that cannot be seen)."""
+    processes = Path("/proc")
+    if not processes.is_dir():
+        return None
+    for entry in processes.iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name in ("cron", "crond", "busybox-crond", "bcron-sched"):
+                return True
+    return False
+
+
+def block_environment(block: list[str]) -> dict[str, str]:
+    """Given our installed block, return the variables its job lines set (CASEJOBS_HOME and friends)."""
+    for line in block:
+        text = line.strip()
+        if not text or text.startswith("#") or "=" in text.split()[0]:
+            continue
+        command = text.split(None, 1)[1] if text.startswith("@") else text.split(None, 5)[5]
+        words = shlex.split(command.replace("\\%", "%"))
+        variables: dict[str, str] = {}
+        for word in words:
+            if word in ("umask",) or re.fullmatch(r"0?[0-7]{3};?", word):
+                continue
+            if re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", word):
+                name, _, value = word.partition("=")
+                variables[name] = value
+                continue
+            break
+        return variables
+    return {}

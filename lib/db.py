@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 
 from lib.errors import ConfigError, DatabaseBusy
-from lib.schema import MIGRATIONS, SCHEMA_VERSION
+from lib.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from lib.settings import Settings
@@ -159,30 +159,6 @@ def check_schema(database: sqlite_utils.Database, path: Path) -> None:
             f"database {path} has schema version {version}, older than {SCHEMA_VERSION}; "
             "migrate it with: bin/jobctl db init"
         )
-
-
-def migrate(database: sqlite_utils.Database, path: Path) -> list[int]:
-    """Bring the database forward to SCHEMA_VERSION, one transaction per step.
-
-    Return the versions reached (empty when already current). Raise
-    ConfigError if the database is newer than this code.
-    """
-    version = schema_version(database)
-    if version > SCHEMA_VERSION:
-        check_schema(database, path)
-    reached = []
-    for step in range(version, SCHEMA_VERSION):
-        with write_transaction(database):
-            for statement in _statements(MIGRATIONS[step]):
-                database.conn.execute(statement)
-            database.conn.execute(f"PRAGMA user_version = {step + 1}")
-        reached.append(step + 1)
-    return reached
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (none of ours holds a ';' in a literal)."""
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
 
 
 @contextlib.contextmanager

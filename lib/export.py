@@ -41,14 +41,18 @@ def on_calendar(entry: Entry) -> str:
     return f"*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
 
 
-def systemd_units(entries: list[Entry], project: Path, home: Path) -> dict[str, str]:
-    """Return a .service and a .timer per job, by file name."""
+def systemd_units(
+    entries: list[Entry], project: Path, home: Path, user: str, environment: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return a .service and a .timer per job, by file name; the services run as user, never root."""
     units = {}
+    variables = {"CASEJOBS_HOME": str(home), **(environment or {})}
+    lines = "".join(f"Environment={key}={value}\n" for key, value in variables.items())
     for entry in entries:
         name = f"casejobs-{entry.script}"
         units[f"{name}.service"] = (
             f"[Unit]\nDescription=casejobs {entry.job}\n\n"
-            f"[Service]\nType=oneshot\nEnvironment=CASEJOBS_HOME={home}\n"
+            f"[Service]\nType=oneshot\nUser={user}\nUMask=0077\n{lines}"
             f"ExecStart={project / 'bin' / entry.script} --trigger cron\n"
             # The harness turns SIGTERM into a stop at the next item: give it time to get there.
             "KillMode=mixed\nTimeoutStopSec=120\n"

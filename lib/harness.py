@@ -31,6 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from lib import clock, ledger
+from lib.cli import plural
 from lib.db import check_database_file, check_schema, connect, write_transaction
 from lib.errors import (
     EXIT_CONFIG,
@@ -266,19 +267,49 @@ def run_job(spec: JobSpec, options: RunOptions) -> int:
         stopper.uninstall()
 
 
+def _checked_settings(spec: JobSpec, options: RunOptions, database: bool = True) -> Settings:
+    """Load and check everything the job needs before anything is written (with database, its file
+    too); raise ConfigError otherwise."""
+    settings = load_settings(_settings_options(options), scopes=spec.setting_scopes)
+    settings.now()
+    settings.load_secrets(spec.setting_scopes)
+    remember_secrets(settings.secret_values())
+    if spec.check_settings:
+        spec.check_settings(settings)
+    if database:
+        check_database_file(settings.database_path)
+    share_with_group(settings.get("core.home_group"))
+    check_writable_home(settings.home)
+    return settings
+
+
+def check_job_config(spec: JobSpec, options: RunOptions) -> int:
+    """Check the job's settings as this environment gives them (not the database: jobctl doctor
+    checks that apart); print one JSON object; write nothing.
+
+    The object has `job`, `ok`, `error` (the one-line reason, or null) and
+    `sources`: where each of the job's settings that is not a default came
+    from (never a value). Return 0, or 78 when the run would be refused.
+    """
+    report: dict[str, Any] = {"job": spec.name, "ok": True, "error": None, "sources": {}}
+    try:
+        settings = _checked_settings(spec, options, database=False)
+        report["sources"] = {
+            key: source
+            for key, source in settings.sources.items()
+            if source != "default" and any(key == scope or key.startswith(f"{scope}.") for scope in spec.setting_scopes)
+        }
+    except ConfigError as error:
+        report |= {"ok": False, "error": str(error)}
+    print(json.dumps(report))
+    return 0 if report["ok"] else EXIT_CONFIG
+
+
 def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: SignalStopper) -> int:
     settings: Settings | None = None
     try:
-        # Everything that can be checked is checked before anything is written.
-        settings = load_settings(_settings_options(options), scopes=spec.setting_scopes)
-        settings.now()
-        settings.load_secrets(spec.setting_scopes)
-        remember_secrets(settings.secret_values())
-        if spec.check_settings:
-            spec.check_settings(settings)
-        check_database_file(settings.database_path)
-        share_with_group(settings.get("core.home_group"))
-        home = check_writable_home(settings.home)
+        settings = _checked_settings(spec, options)
+        home = settings.home
     except ConfigError as error:
         record_configuration_error(spec.name, options, error, settings)
         raise
@@ -507,7 +538,8 @@ def _write_audit_row(settings: Settings, spec: JobSpec, finish: dict[str, Any], 
         "entity_id": None,
         "entity_name": spec.name,
         "severity": severity,
-        "description": f"{spec.name} {finish['status']}: {finish['items']} items, {finish['errors']} errors",
+        "description": f"{spec.name} {finish['status']}: {plural(finish['items'], 'item')}, "
+        f"{plural(finish['errors'], 'error')}",
         "details": json.dumps(
             {
                 key: finish.get(key)

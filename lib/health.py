@@ -69,7 +69,7 @@ class JobHealth:
         return {
             "overdue": self.overdue,
             "missed_slots": self.missed_slots,
-            "latest_slot": self.latest_slot.isoformat(timespec="minutes"),
+            "latest_slot": self.latest_slot.isoformat(timespec="seconds"),
             "last_good_start": good.astimezone(IST).isoformat(timespec="seconds") if good else None,
         }
 

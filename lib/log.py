@@ -8,6 +8,7 @@ passwords from the settings) is scrubbed from every string.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -57,7 +58,8 @@ def configure_logging(
         scrubber,
     ]
     if use_console:
-        processors.append(_Remembered(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())))
+        colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")  # https://no-color.org
+        processors.append(_Remembered(structlog.dev.ConsoleRenderer(colors=colors)))
     else:
         processors += [
             structlog.processors.format_exc_info,

@@ -127,6 +127,11 @@ class Mailer:
         self._failed_connections = 0
         return connection
 
+    def connect_only(self) -> None:
+        """Connect, start TLS and log in as configured, sending nothing (jobctl doctor --probe)."""
+        if self._connection is None:
+            self._connection = self._connect()
+
     def send(self, mail: Mail) -> None:
         """Send one message; raise MailError with the reason if it was not accepted."""
         if not mail.to_address:

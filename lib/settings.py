@@ -216,7 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
         "home_group",
         None,
         GROUP,
-        "a group (a monitoring account's, say) that may read the ledger and logs: folders 0750, files 0640",
+        "a group (a monitoring account's, say) that may read the ledger and logs: folders 2750, files 0640",
     ),
     Setting(
         "core",

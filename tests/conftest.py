@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lib.db import connect, migrate
+from lib.db import connect
 from lib.ecourts_sim import Simulator, SimulatorServer
+from lib.migration import migrate_all
 from tests.builders import Dataset
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def database_path(home: Path) -> Path:
     """A migrated, empty database file at $CASEJOBS_HOME/casejobs.db."""
     path = home / "casejobs.db"
     database = connect(path, create=True)
-    migrate(database, path)
+    migrate_all(database)
     database.close()
     return path
 
@@ -59,6 +60,8 @@ def job_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def cron_environment(home: Path, **extra: str) -> dict[str, str]:
     """Return the bare environment cron gives a job (env -i plus the crontab's variables)."""
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(home.parent), "SHELL": "/bin/sh", "CASEJOBS_HOME": str(home)}
+    if os.environ.get("CASEJOBS_VENV"):  # make test-lowest: the bin/ scripts use its virtualenv
+        environment["CASEJOBS_VENV"] = os.environ["CASEJOBS_VENV"]
     environment.update(extra)
     return environment
 

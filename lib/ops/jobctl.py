@@ -7,9 +7,11 @@ export); running jobs by hand (run) and catching up missed runs (catch-up).
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,13 +22,16 @@ import click
 
 from lib import clock, crontab, export
 from lib.cli import main, plural, report_errors
-from lib.db import connect, migrate, schema_version
+from lib.db import check_database_file, connect
 from lib.errors import CasejobsError, ConfigError, UsageError
 from lib.health import LEVEL_NAMES, check_job, installed_at, job_health, mark_installed
 from lib.history import latest, process_alive
 from lib.home import create_home, share_with_group
 from lib.ledger import Damage
+from lib.migration import copy_before_migrating, inspect, migrate_all
+from lib.ops import doctor
 from lib.schedule import Entry, find_entry, read_schedule
+from lib.schema import SCHEMA_VERSION
 from lib.seed import SCALES, seed_database
 from lib.settings import PROJECT_ROOT, load_settings
 from lib.stats import run_summary
@@ -52,27 +57,55 @@ def _make_database_folder(home: Path, path: Path) -> None:
 
 @database_group.command(name="init")
 @click.option("--db", type=click.Path(dir_okay=False), help="The SQLite database [env CASEJOBS_DB].")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-@report_errors("jobctl")
-def database_init(db: str | None, verbose: bool) -> None:
-    """Create the database, or migrate it to the current schema (safe to run again)."""
+@report_errors("jobctl db init")
+def database_init(db: str | None, dry_run: bool, verbose: bool) -> None:
+    """Create the database, or bring it to the current schema: all or nothing, safe to run again.
+
+    The database is inspected first, read-only: one whose tables break the
+    contract of data-model.md is refused and left byte for byte as it was.
+    A database that holds data is copied next to the backups before it changes.
+    """
     settings = load_settings({"core.db": db})
     share_with_group(settings.get("core.home_group"))
     path = settings.database_path
+    if path.exists():
+        check_database_file(path)
+    try:
+        inspection = inspect(path)
+    except sqlite3.DatabaseError as error:
+        raise ConfigError(f"database {path} (CASEJOBS_DB) cannot be read: {error}") from None
+    if inspection.problems:
+        raise ConfigError(
+            f"database {path} does not meet the casejobs contract (data-model.md), so nothing was changed: "
+            + "; ".join(inspection.problems)
+        )
+    if inspection.current:
+        click.echo(f"{path} is already at schema version {inspection.version}")
+        return
+    backups = settings.home / "backups"
+    copy_first = inspection.exists and not inspection.empty
+    if dry_run:
+        if copy_first:
+            click.echo(f"would copy {path} into {backups} first")
+        click.echo(f"would create {', '.join(inspection.to_create) or 'nothing'}")
+        click.echo(f"would set the schema version from {inspection.version} to {SCHEMA_VERSION}")
+        return
     _make_database_folder(settings.home, path)
-    created = not path.exists()
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
     try:
-        reached = migrate(database, path)
-        version = schema_version(database)
+        if copy_first:
+            create_home(settings.home)
+            copy = copy_before_migrating(database.conn, backups, settings.now())
+            click.echo(f"copied {path} to {copy} first")
+        version = migrate_all(database)
     finally:
         database.close()
-    if created:
-        click.echo(f"created {path} at schema version {version}")
-    elif reached:
-        click.echo(f"migrated {path} to schema version {version}")
-    else:
-        click.echo(f"{path} is already at schema version {version}")
+    verb = "created" if not inspection.exists else "migrated"
+    click.echo(
+        f"{verb} {path} at schema version {version}: {plural(len(inspection.to_create), 'table or index')} added"
+    )
 
 
 @database_group.command(name="seed")
@@ -96,7 +129,7 @@ def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -
     _make_database_folder(settings.home, path)
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)
     try:
-        migrate(database, path)
+        migrate_all(database)
         now = settings.now()
         cases = SCALES[scale].cases
         if sys.stderr.isatty():
@@ -126,17 +159,36 @@ def _entry_or_usage(job: str) -> Entry:
 @click.option("--dry-run", is_flag=True, help="Print the exact block, change nothing.")
 @click.option("--host-tz", help="The zone cron keeps time in [default: this host's].")
 @click.option("--cron-flavor", type=click.Choice(crontab.FLAVORS), help="The cron daemon [default: detected].")
+@click.option(
+    "--write-config",
+    is_flag=True,
+    help="Copy the settings that reach this shell but not cron into the config file (mode 0600), then install.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl install")
-def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None, verbose: bool) -> None:
-    """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing)."""
+def install_command(
+    dry_run: bool, host_tz: str | None, cron_flavor: str | None, write_config: bool, verbose: bool
+) -> None:
+    """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing).
+
+    It refuses (exit 78) when a job's settings reach this shell but would not
+    reach cron, and lists them with the config-file lines to add; then it
+    prints doctor's checklist.
+    """
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
     plan = crontab.plan_block(settings.home, cron_flavor, host_tz, settings.now())
     if dry_run:
         click.echo("\n".join(plan.lines))
         return
+    missing = doctor.settings_missing_under_cron(settings, plan.lines)
+    config_path = settings.get("core.config")
+    if missing and not write_config:
+        raise ConfigError(_missing_settings_message(missing, config_path))
     create_home(settings.home)
+    if missing:
+        doctor.write_to_config(config_path, missing)
+        click.echo(f"wrote {plural(len({item.key for item in missing}), 'setting')} to {config_path} (mode 0600)")
     current = crontab.read_crontab()
     wanted = crontab.with_block(current, plan.lines)
     if wanted == current:
@@ -148,6 +200,50 @@ def install_command(dry_run: bool, host_tz: str | None, cron_flavor: str | None,
         click.echo(f"installed the casejobs block ({plan.flavor}, host zone {plan.host_zone}: times {plan.method})")
     if installed_at(settings.home) is None:
         mark_installed(settings.home, settings.now())
+    checks = doctor.run_checks(settings)
+    click.echo("")
+    for check in checks:
+        click.echo(check.line())
+    click.echo(doctor.verdict_line(checks))
+
+
+def _missing_settings_message(missing: list[doctor.Missing], config_path: Path) -> str:
+    """One line: which settings would not reach cron, and the config-file lines that would fix it."""
+    jobs = sorted({item.job for item in missing})
+    variables = sorted({item.variable for item in missing})
+    by_section: dict[str, list[str]] = {}
+    for item in {item.key: item for item in missing}.values():
+        section = item.key.split(".", 1)[0]
+        by_section.setdefault("" if section == "core" else f"[{section}] ", []).append(item.config_line())
+    lines = "; ".join(f"{section}{', '.join(entries)}" for section, entries in sorted(by_section.items()))
+    return (
+        f"{', '.join(jobs)} would fail under cron: {', '.join(variables)} reach this shell but not cron. "
+        f"Add them to {config_path} ({lines}), or run: bin/jobctl install --write-config"
+    )
+
+
+@jobctl.command(name="doctor")
+@click.option("--probe", is_flag=True, help="Also connect to SMTP (EHLO and login, no mail) and ask eCourts once.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with stable keys instead of the checklist.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl doctor")
+def doctor_command(probe: bool, as_json: bool, verbose: bool) -> None:
+    """Check what a real installation needs, one line each with the fix: the interpreter, the
+    database, the home, free space, cron and the schedule, each job's settings as cron will see
+    them, the secret files and each job's last run. Exit 0 all good, 1 warnings, 2 something will fail.
+    """
+    settings = load_settings()
+    share_with_group(settings.get("core.home_group"))
+    checks = doctor.run_checks(settings, probe)
+    level = doctor.verdict(checks)
+    if as_json:
+        report = {"checks": [check.as_dict() for check in checks], "verdict": LEVEL_NAMES[level], "exit_code": level}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for check in checks:
+            click.echo(check.line())
+        click.echo(doctor.verdict_line(checks))
+    sys.exit(level)
 
 
 @jobctl.command(name="uninstall")
@@ -219,11 +315,16 @@ def status_command(as_json: bool, verbose: bool) -> None:
             "running": health.running_pid is not None,
             "running_pid": health.running_pid,
             "last_run": run_summary(health.state.last_worked),
-            "next_run": entry.next_run(now).isoformat(timespec="minutes"),
+            "next_run": entry.next_run(now).isoformat(timespec="seconds"),
             **health.as_dict(),
             "problems": [f"{LEVEL_NAMES[level]} {line}" for level, line in problems],
         }
-    report = {"schedule": schedule, "jobs": jobs, "damaged_lines": damage.lines}
+    report = {
+        "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
+        "schedule": schedule,
+        "jobs": jobs,
+        "damaged_lines": damage.lines,
+    }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -238,7 +339,8 @@ def status_command(as_json: bool, verbose: bool) -> None:
         flags = [f"running (pid {job['running_pid']})"] if job["running"] else []
         flags += [f"OVERDUE: {plural(job['missed_slots'], 'slot')} missed"] if job["overdue"] else []
         last_text = f"{last['started_at']} {last['status']}" if last else "never"
-        click.echo(f"{name:<20} last {last_text:<34} next {job['next_run']}  {'  '.join(flags)}".rstrip())
+        next_text = job["next_run"][:16]
+        click.echo(f"{name:<20} last {last_text:<34} next {next_text}  {'  '.join(flags)}".rstrip())
         for problem in job["problems"]:
             if "missed" not in problem:
                 click.echo(f"{'':<20} {problem}")
@@ -301,9 +403,14 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
     "--windows-project", default="C:\\casejobs", show_default=True, help="The project folder on the Windows host."
 )
 @click.option("--image", default="casejobs:latest", show_default=True, help="The container image (k8s).")
+@click.option(
+    "--user", default=getpass.getuser, show_default="you", help="The account the jobs run as (systemd User=)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl export")
-def export_command(export_format: str, out: str | None, windows_project: str, image: str, verbose: bool) -> None:
+def export_command(
+    export_format: str, out: str | None, windows_project: str, image: str, user: str, verbose: bool
+) -> None:
     """Write the schedule for systemd timers, Windows Task Scheduler or Kubernetes, from crontab.ist."""
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
@@ -311,9 +418,9 @@ def export_command(export_format: str, out: str | None, windows_project: str, im
     entries = [entry for entry in read_schedule() if entry.script_path.exists()]
     files: dict[str, bytes] = {}
     if export_format == "systemd":
-        files = {
-            name: text.encode() for name, text in export.systemd_units(entries, PROJECT_ROOT, settings.home).items()
-        }
+        passed = {name: os.environ[name] for name in ("CASEJOBS_DB", "CASEJOBS_CONFIG") if os.environ.get(name)}
+        units = export.systemd_units(entries, PROJECT_ROOT, settings.home, user, passed)
+        files = {name: text.encode() for name, text in units.items()}
     elif export_format == "windows":
         files = {f"casejobs-{entry.script}.xml": export.windows_task(entry, windows_project) for entry in entries}
     else:

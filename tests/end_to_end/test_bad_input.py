@@ -141,5 +141,7 @@ def test_a_missing_virtualenv_is_one_line(tmp_path: Path) -> None:
 
     copy = tmp_path / "copy"
     shutil.copytree(Path(__file__).resolve().parents[2] / "bin", copy / "bin")
-    result = subprocess.run([str(copy / "bin" / "jobstats")], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(copy / "bin" / "jobstats")], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False
+    )
     assert_one_line_error(result, 78, "no virtualenv", "make venv")

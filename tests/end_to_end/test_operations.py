@@ -234,8 +234,9 @@ def test_status_says_what_runs_and_what_is_overdue(home: Path, dataset: Dataset)
     report = json.loads(result.stdout)
     assert report["jobs"]["userPendingRefresh"]["running"] is True
     assert report["jobs"]["userPendingRefresh"]["running_pid"] == process.pid
-    assert report["jobs"]["nightlyBackup"]["next_run"].endswith("23:30+05:30")
+    assert report["jobs"]["nightlyBackup"]["next_run"].endswith("23:30:00+05:30")
     assert set(report["schedule"]) == {"installed", "current", "error"}
+    assert report["generated_at"].endswith("+05:30")
 
 
 def test_run_passes_the_job_its_options(home: Path, dataset: Dataset) -> None:

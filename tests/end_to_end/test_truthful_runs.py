@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from lib.db import connect, migrate
+from lib.db import connect
+from lib.migration import migrate_all
 from tests.builders import Dataset
 from tests.conftest import BIN, cron_environment, ecourts_environment, run_script, start_script
 from tests.helpers import finishes, last_finish, ledger_lines, wait_for_log_event, wait_until
@@ -162,7 +163,7 @@ def big_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A casejobs database with a two-million-row table beside the data: integrity_check takes seconds."""
     path = tmp_path_factory.mktemp("big") / "casejobs.db"
     database = connect(path, create=True)
-    migrate(database, path)
+    migrate_all(database)
     database.close()
     connection = sqlite3.connect(path)
     connection.executescript(

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from lib.clock import parse_frozen_now, today_ist
-from lib.db import connect, migrate, schema_version
+from lib.db import connect
 from lib.errors import CasejobsError
+from lib.migration import migrate_all
 from lib.schema import SCHEMA_VERSION
 from lib.seed import seed_database
 from tests.conftest import run_script
@@ -20,7 +21,7 @@ NOW = parse_frozen_now("2026-11-25T12:00:00+05:30")
 
 def seeded(path: Path, seed: int = 1) -> Path:
     database = connect(path, create=True)
-    migrate(database, path)
+    migrate_all(database)
     seed_database(database, "small", seed, NOW, today_ist(NOW))
     database.close()
     return path
@@ -44,7 +45,7 @@ def test_init_creates_then_is_idempotent(home: Path) -> None:
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_migrations_go_forward_one_step_at_a_time(tmp_path: Path) -> None:
+def test_migrations_go_forward_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     database = connect(path, create=True)
     database.conn.execute("PRAGMA user_version = 1")  # as if only the tables existed
@@ -54,11 +55,84 @@ def test_migrations_go_forward_one_step_at_a_time(tmp_path: Path) -> None:
         if statement.strip():
             database.conn.execute(statement)
 
-    assert migrate(database, path) == list(range(2, SCHEMA_VERSION + 1))
-    assert schema_version(database) == SCHEMA_VERSION
-    assert migrate(database, path) == []
+    assert migrate_all(database) == SCHEMA_VERSION
+    assert database.conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert migrate_all(database) == SCHEMA_VERSION
     indexes = {row[0] for row in database.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "tasks_pending_by_assignee" in indexes
+
+
+def foreign_database(path: Path) -> Path:
+    """The application's tables under the same names, with other columns (another product's schema)."""
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        CREATE TABLE users (id INTEGER PRIMARY KEY, full_name TEXT, mail TEXT);
+        CREATE TABLE cases (id INTEGER PRIMARY KEY, number TEXT, owner INTEGER);
+        CREATE TABLE tasks (id TEXT PRIMARY KEY, case_id TEXT, title TEXT, category TEXT, status TEXT,
+                            priority TEXT, assignee_id TEXT, due_date INTEGER, completed_at TEXT, created_at TEXT,
+                            updated_at TEXT);
+        INSERT INTO users (full_name, mail) VALUES ('Asha', 'asha@firm.example');
+        """
+    )
+    connection.commit()
+    connection.close()
+    return path
+
+
+def test_init_refuses_a_foreign_schema_and_changes_not_one_byte(home: Path) -> None:
+    path = foreign_database(home / "casejobs.db")
+    before = path.read_bytes()
+
+    dry = run_script("jobctl", "db", "init", "--dry-run", home=home)
+    result = run_script("jobctl", "db", "init", home=home)
+
+    for outcome in (dry, result):
+        assert outcome.returncode == 78, outcome.stderr
+        assert len(outcome.stderr.strip().splitlines()) == 1 and "Traceback" not in outcome.stderr
+        assert "table users lacks name, email, role" in outcome.stderr
+        assert "table cases lacks case_number" in outcome.stderr
+        assert "table tasks has incompatible types: id (TEXT, not INTEGER)" in outcome.stderr
+        assert "due_date (INTEGER, not TEXT)" in outcome.stderr
+    assert path.read_bytes() == before
+    assert sorted(item.name for item in home.iterdir()) == ["casejobs.db"]  # no -wal, no -shm, no copy
+
+
+def test_init_migrates_an_empty_database(home: Path) -> None:
+    sqlite3.connect(home / "casejobs.db").close()  # an empty file, as a fresh application leaves it
+
+    result = run_script("jobctl", "db", "init", home=home)
+
+    assert result.returncode == 0, result.stderr
+    assert "copied" not in result.stdout  # nothing to keep
+    assert sqlite3.connect(home / "casejobs.db").execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_init_copies_an_older_contract_database_first(home: Path) -> None:
+    path = home / "casejobs.db"
+    connection = sqlite3.connect(path)
+    from lib.schema import MIGRATIONS
+
+    connection.executescript(MIGRATIONS[0])
+    connection.execute("PRAGMA user_version = 1")
+    connection.execute("INSERT INTO users (name, email, role) VALUES ('Asha', 'asha@firm.example', 'LAWYER')")
+    connection.commit()
+    connection.close()
+
+    dry = run_script("jobctl", "db", "init", "--dry-run", home=home)
+    assert dry.returncode == 0 and "would copy" in dry.stdout and "index tasks_pending_by_assignee" in dry.stdout
+    assert "would set the schema version from 1 to" in dry.stdout
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (1,)  # the dry run changed nothing
+
+    result = run_script("jobctl", "db", "init", home=home)
+
+    assert result.returncode == 0, result.stderr
+    (copy,) = (home / "backups").glob("pre-migration-*.db")
+    assert f"copied {path} to {copy} first" in result.stdout
+    old = sqlite3.connect(copy)
+    assert old.execute("PRAGMA user_version").fetchone() == (1,)
+    assert old.execute("SELECT name FROM users").fetchall() == [("Asha",)]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_the_same_seed_and_day_give_the_same_database(tmp_path: Path) -> None:

@@ -1,0 +1,490 @@
+"""jobctl doctor: what a real installation needs, checked one line each, with the fix in words.
+
+Every check returns a Check: its stable name (the JSON key), a level (0 ok,
+1 warning, 2 something will fail), what was found and, when it is not ok,
+what to do. The settings are checked as cron will see them: each job's
+script runs with `--check-config` in cron's bare environment plus the
+variables of the crontab block, never the current shell's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lib import crontab
+from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
+from lib.errors import CasejobsError
+from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
+from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
+from lib.migration import inspect
+from lib.schedule import Entry, read_schedule
+from lib.schema import SCHEMA_VERSION
+from lib.settings import PROJECT_ROOT, Settings
+
+LOCK_FILE = PROJECT_ROOT / "requirements.lock"
+STATUS_WORDS = {OK: "ok", WARNING: "warning", CRITICAL: "fail"}
+
+
+@dataclass
+class Check:
+    """One line of the checklist."""
+
+    name: str
+    level: int
+    message: str
+    fix: str | None = None
+
+    @property
+    def status(self) -> str:
+        return STATUS_WORDS[self.level]
+
+    def line(self) -> str:
+        mark = "✓" if self.level == OK else "✗"
+        fix = f"\n    fix: {self.fix}" if self.fix and self.level != OK else ""
+        return f"{mark} {self.name}: {self.message}{fix}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "level": LEVEL_NAMES[self.level], "status": self.status}
+
+
+def check_python() -> Check:
+    """The interpreter, the virtualenv, and whether its packages are the locked versions."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    in_venv = sys.prefix != sys.base_prefix
+    if not in_venv:
+        return Check(
+            "python", WARNING, f"Python {version} outside a virtualenv", "run casejobs through bin/ (make venv)"
+        )
+    if not LOCK_FILE.exists():
+        return Check("python", OK, f"Python {version} in {sys.prefix}")
+    drift = _locked_versions_that_differ()
+    if drift:
+        return Check(
+            "python",
+            WARNING,
+            f"Python {version} in {sys.prefix}, but {', '.join(drift)} differ from requirements.lock",
+            "make venv",
+        )
+    return Check("python", OK, f"Python {version} in {sys.prefix}, packages as in requirements.lock")
+
+
+def _locked_versions_that_differ() -> list[str]:
+    if not LOCK_FILE.exists():
+        return []
+    drift = []
+    for line in LOCK_FILE.read_text().splitlines():
+        name, separator, version = line.split(" ")[0].partition("==")
+        if not separator or line.startswith((" ", "#")):
+            continue
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            drift.append(f"{name} (missing)")
+            continue
+        if installed != version:
+            drift.append(f"{name} {installed} (locked {version})")
+    return drift
+
+
+def check_database(settings: Settings) -> Check:
+    """The database: there, SQLite, the contract met at the current version, a write lock within reach."""
+    path = settings.database_path
+    try:
+        check_database_file(path)
+        inspection = inspect(path)
+    except (CasejobsError, OSError) as error:
+        return Check("database", CRITICAL, str(error), "point CASEJOBS_DB at the application's database")
+    except Exception as error:  # sqlite3.DatabaseError and friends: not a database we can read
+        return Check("database", CRITICAL, f"{path} cannot be read: {error}", "point CASEJOBS_DB at the database")
+    if inspection.problems:
+        return Check(
+            "database",
+            CRITICAL,
+            f"{path} does not meet the contract: {'; '.join(inspection.problems)}",
+            "this is not the case-management application's database (see docs/data-model.md)",
+        )
+    if inspection.version != SCHEMA_VERSION:
+        return Check(
+            "database",
+            CRITICAL,
+            f"{path} is at schema version {inspection.version}, the jobs need {SCHEMA_VERSION}",
+            "back it up, then: bin/jobctl db init --dry-run; bin/jobctl db init",
+        )
+    try:
+        database = connect(path, min(settings.get("core.busy_timeout_ms"), 2000))
+        try:
+            with_busy_retry(database.conn, lambda: database.conn.execute("BEGIN IMMEDIATE"))
+            database.conn.execute("ROLLBACK")
+        finally:
+            database.close()
+    except DatabaseBusy:
+        return Check(
+            "database",
+            WARNING,
+            f"{path} meets the contract, but another program holds its write lock right now",
+            "if this lasts, the application may hold the file with locking_mode=EXCLUSIVE",
+        )
+    return Check("database", OK, f"{path}: schema version {SCHEMA_VERSION}, contract met, write lock taken")
+
+
+def check_home(settings: Settings) -> Check:
+    """The home: there, writable, and private (or shared with CASEJOBS_HOME_GROUP only)."""
+    home = settings.home
+    if not home.is_dir():
+        return Check("home", CRITICAL, f"{home} does not exist", f"bin/jobctl db init, or: mkdir -m 700 {home}")
+    if not os.access(home, os.W_OK | os.X_OK):
+        return Check("home", CRITICAL, f"{home} cannot be written by this user", f"chown -R $USER {home}")
+    expected = SHARED_FOLDER if POLICY.group_id is not None else PRIVATE_FOLDER
+    loose = [
+        f"{folder.name or folder} ({oct(folder.stat().st_mode & 0o7777)})"
+        for folder in (home / name for name in ("ledger", "lock", "log", "backups"))
+        if folder.is_dir() and folder.stat().st_mode & 0o007
+    ]
+    if loose:
+        return Check(
+            "home", WARNING, f"{home} is writable, but readable by others: {', '.join(loose)}", f"chmod -R o-rwx {home}"
+        )
+    return Check("home", OK, f"{home} is writable, its folders {expected & 0o777:o} or tighter")
+
+
+def check_free_space(settings: Settings) -> Check:
+    """Room for the next backup: the last package (or the database) twice over, for the copy and the package."""
+    folder = settings.home / "backups"
+    packages = sorted(folder.glob("casejobs-backup-*.zip")) if folder.is_dir() else []
+    basis = (
+        packages[-1].stat().st_size
+        if packages
+        else (settings.database_path.stat().st_size if settings.database_path.exists() else 0)
+    )
+    database = settings.database_path.stat().st_size if settings.database_path.exists() else 0
+    needed = database + basis + (64 << 20)
+    where = folder if folder.is_dir() else settings.home
+    if not where.exists():
+        return Check("free space", WARNING, f"{where} does not exist yet", "bin/jobctl db init")
+    free = shutil.disk_usage(where).free
+    words = f"{free >> 20} MiB free in {where}; the next backup needs about {needed >> 20} MiB"
+    if free < needed:
+        return Check(
+            "free space",
+            CRITICAL,
+            words,
+            f"free some space on the disk of {where}, or lower CASEJOBS_BACKUP_RETENTION_DAYS",
+        )
+    return Check("free space", OK, words)
+
+
+def check_cron(settings: Settings) -> list[Check]:
+    """cron: installed, its daemon running, its flavor and zone; and our block in the crontab."""
+    flavor = crontab.detect_flavor()
+    if flavor == crontab.NOT_INSTALLED:
+        return [
+            Check(
+                "cron",
+                CRITICAL,
+                "cron not installed (no crontab program)",
+                "apt-get install cron (or use systemd timers: bin/jobctl export --format systemd)",
+            )
+        ]
+    zone = crontab.detect_host_zone()
+    method = "honours CRON_TZ" if flavor in crontab.FLAVORS_WITH_CRON_TZ else "ignores CRON_TZ: times are translated"
+    running = crontab.daemon_running()
+    checks = []
+    if running is False:
+        checks.append(
+            Check(
+                "cron",
+                CRITICAL,
+                f"{flavor} cron is installed but its daemon is not running",
+                "systemctl enable --now cron",
+            )
+        )
+    else:
+        checks.append(Check("cron", OK, f"{flavor} cron, daemon running, host zone {zone}, {method}"))
+    checks.append(check_block(settings))
+    return checks
+
+
+def check_block(settings: Settings) -> Check:
+    """Our crontab block: installed, and the same as crontab.ist would give today."""
+    try:
+        block = crontab.installed_block(crontab.read_crontab())
+        wanted = crontab.plan_block(settings.home, now=settings.now()).lines
+    except CasejobsError as error:
+        return Check("schedule", CRITICAL, str(error), "bin/jobctl install")
+    if block is None:
+        return Check("schedule", WARNING, "no casejobs block in this user's crontab", "bin/jobctl install")
+    if block != wanted:
+        return Check("schedule", WARNING, "the installed block differs from crontab.ist", "bin/jobctl install")
+    return Check("schedule", OK, "the casejobs block is installed and matches crontab.ist")
+
+
+def cron_environment(settings: Settings, block: list[str] | None = None) -> dict[str, str]:
+    """The environment cron gives a job: its bare one plus the variables of a block (by default the
+    installed one, else what install would write)."""
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/"),
+        "SHELL": "/bin/sh",
+        "LOGNAME": os.environ.get("LOGNAME", os.environ.get("USER", "")),
+    }
+    if block is None:
+        with contextlib.suppress(CasejobsError):
+            block = crontab.installed_block(crontab.read_crontab())
+    if block is None:
+        block = crontab.plan_block(settings.home, flavor="debian", host_zone="UTC", now=settings.now()).lines
+    return {**environment, **crontab.block_environment(block)}
+
+
+def check_job_settings(entry: Entry, environment: dict[str, str]) -> dict[str, Any]:
+    """Run the job's script with --check-config in the given environment; return its JSON report."""
+    try:
+        result = subprocess.run(
+            [str(entry.script_path), "--check-config"],
+            env=environment,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"job": entry.job, "ok": False, "error": f"the script could not be run: {error}", "sources": {}}
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        reason = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+        return {"job": entry.job, "ok": False, "error": reason[0], "sources": {}}
+
+
+def check_settings_as_cron(settings: Settings, entries: list[Entry]) -> list[Check]:
+    """Each job's settings, as cron will see them: bare environment, block variables, config file."""
+    environment = cron_environment(settings)
+    checks = []
+    for entry in entries:
+        report = check_job_settings(entry, environment)
+        name = f"settings of {entry.job}"
+        if report["ok"]:
+            sources = ", ".join(f"{key} from {source}" for key, source in sorted(report["sources"].items()))
+            checks.append(Check(name, OK, f"complete under cron{': ' + sources if sources else ''}"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    CRITICAL,
+                    f"under cron: {report['error']}",
+                    f"put the setting in the config file {settings.get('core.config')} "
+                    "(bin/jobctl install --write-config copies them from this shell)",
+                )
+            )
+    return checks
+
+
+def check_secret_files(settings: Settings) -> list[Check]:
+    """The files holding the token and the SMTP password: readable by their owner only."""
+    checks = []
+    for key in ("ecourts.token_file", "smtp.password_file"):
+        try:
+            path = settings.get(key)
+        except CasejobsError:
+            continue
+        if path is None:
+            continue
+        if not path.exists():
+            checks.append(Check(key, CRITICAL, f"{path} does not exist", f"create it: install -m 600 /dev/null {path}"))
+        elif os.name == "posix" and path.stat().st_mode & 0o077:
+            checks.append(Check(key, CRITICAL, f"{path} is readable by others", f"chmod 600 {path}"))
+        else:
+            checks.append(Check(key, OK, f"{path} is private"))
+    return checks
+
+
+def check_last_runs(settings: Settings, entries: list[Entry]) -> list[Check]:
+    """Each job's last run, as jobstats --check judges it."""
+    now = settings.now()
+    installed = installed_at(settings.home) is not None
+    checks = []
+    for entry in entries:
+        health = job_health(settings, entry, now)
+        problems = check_job(health, now, installed)
+        name = f"last run of {entry.job}"
+        if problems:
+            level = max(level for level, _ in problems)
+            words = "; ".join(text.removeprefix(f"{entry.job}: ") for _, text in problems)
+            checks.append(Check(name, level, words, "bin/jobstats --check"))
+        else:
+            last = health.state.last_worked
+            checks.append(
+                Check(name, OK, f"{last.status}, started {ist_words(last.started_at, now)}" if last else "running")
+            )
+    return checks
+
+
+def probe_smtp(settings: Settings) -> Check:
+    """Connect to the SMTP server, say EHLO, start TLS and log in as configured; send nothing."""
+    from lib.mailer import Mailer, MailError, SmtpConfig
+
+    try:
+        config = SmtpConfig.from_settings(settings)
+    except CasejobsError as error:
+        return Check("smtp", CRITICAL, str(error), "fix the SMTP settings")
+    if config is None:
+        return Check("smtp", OK, "not configured: digests stay in the application")
+    mailer = Mailer(config)
+    try:
+        mailer.connect_only()
+    except MailError as error:
+        return Check(
+            "smtp", CRITICAL, f"{config.host}:{config.port}: {error}", "check CASEJOBS_SMTP_* and the password"
+        )
+    finally:
+        mailer.close()
+    login = f", logged in as {config.user}" if config.user else ""
+    return Check("smtp", OK, f"{config.host}:{config.port} answered ({config.security}){login}")
+
+
+def probe_ecourts(settings: Settings) -> Check:
+    """Ask eCourts for one known CNR with the token; a 200 or 404 proves the address and the token."""
+    import httpx
+
+    from lib.ecourts import ClientConfig
+
+    try:
+        base = settings.get("ecourts.base_url")
+        token = settings.secret("ecourts.token")
+    except CasejobsError as error:
+        return Check("ecourts", CRITICAL, str(error), "fix the eCourts settings")
+    if not base or not token:
+        return Check(
+            "ecourts", CRITICAL, "CASEJOBS_ECOURTS_BASE_URL or the token is not set", "set both in the config file"
+        )
+    if base.startswith("sim:"):
+        return Check("ecourts", OK, "the built-in simulator (sim://)")
+    config = ClientConfig.from_settings(settings)
+    try:
+        answer = httpx.get(
+            f"{config.base_url}/api/partner/case/MHAU010000012023",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+        )
+    except httpx.HTTPError as error:
+        return Check(
+            "ecourts",
+            CRITICAL,
+            f"{config.base_url} cannot be reached: {type(error).__name__}",
+            "check the URL and the network",
+        )
+    if answer.status_code in (200, 404):
+        return Check("ecourts", OK, f"{config.base_url} answered {answer.status_code}: the token is accepted")
+    return Check(
+        "ecourts", CRITICAL, f"{config.base_url} answered {answer.status_code}", "check the token and the account"
+    )
+
+
+def run_checks(settings: Settings, probe: bool = False) -> list[Check]:
+    """Return every check, in the order a person fixes things."""
+    entries = [entry for entry in read_schedule() if entry.script_path.exists()]
+    steps: list[Callable[[], Check | list[Check]]] = [
+        check_python,
+        lambda: check_database(settings),
+        lambda: check_home(settings),
+        lambda: check_free_space(settings),
+        lambda: check_cron(settings),
+        lambda: check_settings_as_cron(settings, entries),
+        lambda: check_secret_files(settings),
+        lambda: check_last_runs(settings, entries),
+    ]
+    if probe:
+        steps += [lambda: probe_smtp(settings), lambda: probe_ecourts(settings)]
+    checks: list[Check] = []
+    for step in steps:
+        found = step()
+        checks += found if isinstance(found, list) else [found]
+    return checks
+
+
+def verdict(checks: list[Check]) -> int:
+    """0 all good, 1 warnings, 2 something will fail (the convention of jobstats --check)."""
+    return max((check.level for check in checks), default=OK)
+
+
+def verdict_line(checks: list[Check]) -> str:
+    level = verdict(checks)
+    failing = sum(check.level == CRITICAL for check in checks)
+    warning = sum(check.level == WARNING for check in checks)
+    if level == OK:
+        return "doctor: all good"
+    return f"doctor: {failing} will fail, {warning} to look at"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A setting that reaches this shell but would not reach cron."""
+
+    job: str
+    key: str
+    variable: str
+    secret: bool
+
+    def config_line(self) -> str:
+        """The line to add to the config file, under its [section] (a secret's value is not shown)."""
+        name = self.key.split(".", 1)[1]
+        value = f"<the value of {self.variable}>" if self.secret else os.environ.get(self.variable, "")
+        return f"{name} = {json.dumps(value)}"
+
+
+def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Missing]:
+    """Return the settings each job takes from this shell's environment that cron would not give it."""
+    from lib.settings import SETTINGS
+
+    secret_keys = {setting.key for setting in SETTINGS if setting.secret}
+    variables = {setting.key: setting.environment_variable for setting in SETTINGS}
+    cron = cron_environment(settings, block)
+    missing: list[Missing] = []
+    for entry in read_schedule():
+        if not entry.script_path.exists():
+            continue
+        here = check_job_settings(entry, dict(os.environ))
+        if not here["ok"] or check_job_settings(entry, cron)["ok"]:
+            continue
+        for key, source in sorted(here["sources"].items()):
+            if source == variables.get(key) and source not in cron:
+                missing.append(Missing(entry.job, key, source, key in secret_keys))
+    return missing
+
+
+def write_to_config(path: Path, missing: list[Missing]) -> None:
+    """Add the missing settings, with their values from this shell, to the TOML config file (0600).
+
+    The file is rewritten whole from what it held plus the new keys; the old
+    one is kept beside it when it existed.
+    """
+    import tomllib
+
+    document: dict[str, Any] = tomllib.loads(path.read_text()) if path.exists() else {}
+    for item in missing:
+        section, name = item.key.split(".", 1)
+        table = document if section == "core" else document.setdefault(section, {})
+        table[name] = os.environ[item.variable]
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    lines = ["# casejobs settings (see the README's settings table); written by bin/jobctl install --write-config"]
+    lines += [f"{name} = {json.dumps(str(value))}" for name, value in document.items() if not isinstance(value, dict)]
+    for section, table in document.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{section}]", *(f"{name} = {json.dumps(str(value))}" for name, value in table.items())]
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
