@@ -145,3 +145,16 @@ def test_a_missing_virtualenv_is_one_line(tmp_path: Path) -> None:
         [str(copy / "bin" / "jobstats")], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False
     )
     assert_one_line_error(result, 78, "no virtualenv", "make venv")
+
+
+def test_a_lib_folder_where_cron_starts_us_is_never_imported(home: Path, database_path: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import BIN, cron_environment
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("raise SystemExit('the wrong lib was imported')\n")
+    result = subprocess.run(
+        [str(BIN / "user-pending-refresh")], env=cron_environment(home), cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -328,3 +328,21 @@ def test_a_fresh_environment_under_cron_finds_nothing_but_its_home(home: Path, d
         [str(BIN / "user-pending-refresh"), "--check-config"], env=environment, capture_output=True, text=True
     )
     assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True
+
+
+def test_doctor_python_check(fresh_copy: Path, home: Path) -> None:
+    def python_check() -> dict:
+        result = subprocess.run(
+            [str(fresh_copy / "bin" / "jobctl"), "doctor", "--json"],
+            env=cron_environment(home),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return next(check for check in json.loads(result.stdout)["checks"] if check["name"] == "python")
+
+    assert python_check()["status"] == "ok"
+    lock = fresh_copy / "requirements.lock"
+    lock.write_text(re.sub(r"^click==\S+", "click==0.0.1", lock.read_text(), flags=re.M))
+    check = python_check()
+    assert check["status"] == "warning" and "click" in check["message"] and check["fix"] == "make venv"
