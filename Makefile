@@ -45,7 +45,7 @@ check: test  ## tests, ruff check and ruff format --check (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test-lowest:  ## the suite against the lowest versions pyproject.toml allows, in .venv-lowest (CI runs it)
+test-lowest: venv  ## the suite against the lowest versions pyproject.toml allows, in .venv-lowest (CI runs it)
 	$(PYTHON3) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LOWEST)/bin/python -c 'import re, subprocess, sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
