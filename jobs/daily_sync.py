@@ -31,17 +31,18 @@ from lib.harness import JobSpec, Outcome, RunContext
 from lib.scrub import scrub
 from lib.settings import Settings
 from lib.stop import DaemonPool
+from lib.vocabulary import PENDING_CASE, PENDING_REVIEW
 
-CANDIDATES = """
+CANDIDATES = f"""
 SELECT id, case_number, cnr, lawyer_id, next_hearing_date, ecourts_status, ecourts_stage, court_no, judge
 FROM cases
-WHERE status IN ('OPEN', 'IN_PROGRESS') AND is_confidential = 0 AND cnr IS NOT NULL AND trim(cnr) != ''
+WHERE status IN {PENDING_CASE} AND is_confidential = 0 AND cnr IS NOT NULL AND trim(cnr) != ''
   AND (:force OR last_synced_at IS NULL OR last_synced_at < :fresh_before)
 ORDER BY last_synced_at IS NOT NULL, last_synced_at, id
 """
-CONFIDENTIAL = """
+CONFIDENTIAL = f"""
 SELECT count(*) FROM cases
-WHERE status IN ('OPEN', 'IN_PROGRESS') AND is_confidential = 1 AND cnr IS NOT NULL AND trim(cnr) != ''
+WHERE status IN {PENDING_CASE} AND is_confidential = 1 AND cnr IS NOT NULL AND trim(cnr) != ''
 """
 HEARING_UPSERT = """
 INSERT INTO hearings (case_id, hearing_date, purpose, judge, status, attendee_id, source)
@@ -52,9 +53,9 @@ ON CONFLICT (case_id, hearing_date) DO UPDATE SET
     judge = CASE WHEN hearings.source = 'ECOURTS' THEN coalesce(excluded.judge, hearings.judge)
                  ELSE coalesce(hearings.judge, excluded.judge) END
 """
-ORDER_INSERT = """
+ORDER_INSERT = f"""
 INSERT INTO orders (case_id, order_date, order_no, kind, document_url, review_status, reviewer_id, source)
-VALUES (:case_id, :order_date, :order_no, :kind, :document_url, 'PENDING_REVIEW', :reviewer_id, 'ECOURTS')
+VALUES (:case_id, :order_date, :order_no, :kind, :document_url, '{PENDING_REVIEW}', :reviewer_id, 'ECOURTS')
 ON CONFLICT (case_id, kind, order_no) DO UPDATE SET
     order_date = coalesce(excluded.order_date, orders.order_date),
     document_url = coalesce(excluded.document_url, orders.document_url)

@@ -25,8 +25,8 @@ from lib.db import write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
 from lib.mailer import Mail, Mailer, MailError, SmtpConfig, clean_name, is_mail_address
 from lib.redaction import shown_text
+from lib.vocabulary import ADMIN, INTERNAL, OPEN_TASK, SLA_CASE, equals
 
-INTERNAL = "('ADMIN', 'LAWYER', 'PARALEGAL')"
 DATE_SHAPE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 
 # The responsible person is resolved in SQL: a case's lawyer, a task's
@@ -36,7 +36,7 @@ CASE_QUERY = f"""
 SELECT 'case', c.id, c.case_number, c.title, c.is_confidential, c.expected_completion_date, lawyer.id
 FROM cases AS c
 LEFT JOIN users AS lawyer ON lawyer.id = c.lawyer_id AND lawyer.is_active = 1 AND lawyer.role IN {INTERNAL}
-WHERE c.status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD') AND c.expected_completion_date <= :horizon
+WHERE c.status IN {SLA_CASE} AND c.expected_completion_date <= :horizon
   AND c.expected_completion_date GLOB '{DATE_SHAPE}'
 """
 TASK_QUERY = f"""
@@ -47,12 +47,13 @@ LEFT JOIN cases AS c ON c.id = t.case_id
 LEFT JOIN users AS assignee ON assignee.id = t.assignee_id AND assignee.is_active = 1 AND assignee.role IN {INTERNAL}
 LEFT JOIN teams AS team ON team.id = c.team_id
 LEFT JOIN users AS lead ON lead.id = team.lead_id AND lead.is_active = 1 AND lead.role IN {INTERNAL}
-WHERE t.status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND t.due_date <= :horizon AND t.due_date GLOB '{DATE_SHAPE}'
+WHERE t.status IN {OPEN_TASK} AND t.due_date <= :horizon AND t.due_date GLOB '{DATE_SHAPE}'
 """
-OPEN_CASE = "status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD')"
-OPEN_TASK = "status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')"
 # Where bad dates are looked for: (kind, table, column, the open rows).
-DATED = (("case", "cases", "expected_completion_date", OPEN_CASE), ("task", "tasks", "due_date", OPEN_TASK))
+DATED = (
+    ("case", "cases", "expected_completion_date", f"status IN {SLA_CASE}"),
+    ("task", "tasks", "due_date", f"status IN {OPEN_TASK}"),
+)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,9 @@ def build_digests(context: RunContext, items: list[SlaItem]) -> list[Digest]:
     }
     admins = [
         user_id
-        for (user_id,) in connection.execute("SELECT id FROM users WHERE is_active = 1 AND role = 'ADMIN' ORDER BY id")
+        for (user_id,) in connection.execute(
+            f"SELECT id FROM users WHERE is_active = 1 AND {equals('role', ADMIN)} ORDER BY id"
+        )
     ]
     by_person: dict[int, list[SlaItem]] = defaultdict(list)
     for item in items:

@@ -20,12 +20,21 @@ from lib.clock import Periods, format_utc, periods_for
 from lib.dates import bad_date_values, rows_with_bad_dates
 from lib.db import parallel_readers, write_transaction
 from lib.harness import JobSpec, Outcome, RunContext
+from lib.vocabulary import (
+    CATEGORIES,
+    DRAFT,
+    INTERNAL_ROLES,
+    OPEN_TASK,
+    PENDING_CASE,
+    PENDING_LEAVE,
+    PENDING_REVIEW,
+    PRIORITIES,
+    SCHEDULED_HEARING,
+    SUBMITTED_WORKLOG,
+    equals,
+)
 
-INTERNAL_ROLES = ("ADMIN", "LAWYER", "PARALEGAL")
-OPEN_TASK = "('TODO', 'IN_PROGRESS', 'BLOCKED')"
 FIGURES = ("cases", "tasks", "subtasks", "hearings", "orders", "worklogs", "leave_requests", "documents", "team")
-PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
-CATEGORIES = ("RESEARCH", "DRAFTING", "FILING", "HEARING_PREP", "CLIENT_COMMUNICATION", "ADMINISTRATIVE")
 
 WRITE_BATCH = 100  # summaries per upsert statement batch, all inside one transaction
 SUMMARY_COLUMNS = (
@@ -125,21 +134,21 @@ SOURCES = (
         joins="JOIN cases AS c ON c.id = t.case_id JOIN teams AS team ON team.id = c.team_id",
         dated=("tasks", "due_date", f"status IN {OPEN_TASK} AND assignee_id IS NULL"),
     ),
-    _source("hearings", "hearings", "attendee_id", "status = 'SCHEDULED'", "hearing_date"),
+    _source("hearings", "hearings", "attendee_id", equals("status", SCHEDULED_HEARING), "hearing_date"),
     _source(
         "cases",
         "cases",
         "lawyer_id",
-        "status IN ('OPEN', 'IN_PROGRESS')",
+        f"status IN {PENDING_CASE}",
         "expected_completion_date",
         priority="priority",
     ),
-    _source("documents", "documents", "reviewer_id", "status = 'PENDING_REVIEW'", "due_date"),
-    _source("documents", "documents", "owner_id", "status = 'DRAFT'", "due_date"),
-    _source("worklogs", "worklogs", "user_id", "status = 'DRAFT'", None),
-    _source("worklogs", "worklogs", "approver_id", "status = 'SUBMITTED'", None),
-    _source("orders", "orders", "reviewer_id", "review_status = 'PENDING_REVIEW'", None),
-    _source("leave_requests", "leave_requests", "approver_id", "status = 'PENDING'", "start_date"),
+    _source("documents", "documents", "reviewer_id", equals("status", PENDING_REVIEW), "due_date"),
+    _source("documents", "documents", "owner_id", equals("status", DRAFT), "due_date"),
+    _source("worklogs", "worklogs", "user_id", equals("status", DRAFT), None),
+    _source("worklogs", "worklogs", "approver_id", equals("status", SUBMITTED_WORKLOG), None),
+    _source("orders", "orders", "reviewer_id", equals("review_status", PENDING_REVIEW), None),
+    _source("leave_requests", "leave_requests", "approver_id", equals("status", PENDING_LEAVE), "start_date"),
 )
 
 

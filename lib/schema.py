@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import sqlite3
 
-OPEN_TASK_STATUSES = ("TODO", "IN_PROGRESS", "BLOCKED")
+from lib.vocabulary import (
+    DRAFT,
+    OPEN_TASK,
+    PENDING_CASE,
+    PENDING_LEAVE,
+    PENDING_REVIEW,
+    ROLES,
+    SCHEDULED_HEARING,
+    SLA_CASE,
+    SUBMITTED_WORKLOG,
+    equals,
+    words,
+)
 
-_TABLES = """
+_TABLES = f"""
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     email TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL CHECK (role IN ('ADMIN','LAWYER','PARALEGAL','CLIENT','EXTERNAL')),
+    role TEXT NOT NULL CHECK (role IN {words(ROLES)}),
     is_active INTEGER NOT NULL DEFAULT 1,
     phone TEXT,
     password_hash TEXT,
@@ -173,14 +185,14 @@ CREATE TABLE IF NOT EXISTS user_pending_summaries (
     leave_requests INTEGER NOT NULL DEFAULT 0,
     documents INTEGER NOT NULL DEFAULT 0,
     team INTEGER NOT NULL DEFAULT 0,
-    tasks_by_category TEXT NOT NULL DEFAULT '{}',
+    tasks_by_category TEXT NOT NULL DEFAULT '{{}}',
     total INTEGER NOT NULL DEFAULT 0,
     overdue INTEGER NOT NULL DEFAULT 0,
     due_today INTEGER NOT NULL DEFAULT 0,
     due_this_week INTEGER NOT NULL DEFAULT 0,
     due_this_month INTEGER NOT NULL DEFAULT 0,
     urgent INTEGER NOT NULL DEFAULT 0,
-    by_priority TEXT NOT NULL DEFAULT '{}',
+    by_priority TEXT NOT NULL DEFAULT '{{}}',
     workload_level TEXT NOT NULL DEFAULT 'LOW',
     refreshed_at TEXT NOT NULL
 );
@@ -189,33 +201,33 @@ CREATE TABLE IF NOT EXISTS user_pending_summaries (
 # Partial, covering indexes over the pending items only: the refresh reads
 # the few open rows of each table straight from these, never the long
 # finished history, and never touches the table rows themselves.
-_PENDING_INDEXES = """
+_PENDING_INDEXES = f"""
 CREATE INDEX IF NOT EXISTS cases_pending_by_lawyer
     ON cases (lawyer_id, priority, expected_completion_date)
-    WHERE status IN ('OPEN', 'IN_PROGRESS');
+    WHERE status IN {PENDING_CASE};
 CREATE INDEX IF NOT EXISTS tasks_pending_by_assignee
     ON tasks (assignee_id, priority, category, due_date)
-    WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND assignee_id IS NOT NULL;
+    WHERE status IN {OPEN_TASK} AND assignee_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_pending_unassigned
     ON tasks (case_id, priority, due_date)
-    WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND assignee_id IS NULL;
+    WHERE status IN {OPEN_TASK} AND assignee_id IS NULL;
 CREATE INDEX IF NOT EXISTS subtasks_pending_by_task
     ON subtasks (task_id, assignee_id, due_date)
-    WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED') AND assignee_id IS NOT NULL;
+    WHERE status IN {OPEN_TASK} AND assignee_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS hearings_pending_by_attendee
-    ON hearings (attendee_id, hearing_date) WHERE status = 'SCHEDULED';
+    ON hearings (attendee_id, hearing_date) WHERE {equals("status", SCHEDULED_HEARING)};
 CREATE INDEX IF NOT EXISTS orders_pending_by_reviewer
-    ON orders (reviewer_id) WHERE review_status = 'PENDING_REVIEW';
+    ON orders (reviewer_id) WHERE {equals("review_status", PENDING_REVIEW)};
 CREATE INDEX IF NOT EXISTS worklogs_draft_by_user
-    ON worklogs (user_id) WHERE status = 'DRAFT';
+    ON worklogs (user_id) WHERE {equals("status", DRAFT)};
 CREATE INDEX IF NOT EXISTS worklogs_submitted_by_approver
-    ON worklogs (approver_id) WHERE status = 'SUBMITTED';
+    ON worklogs (approver_id) WHERE {equals("status", SUBMITTED_WORKLOG)};
 CREATE INDEX IF NOT EXISTS leave_requests_pending_by_approver
-    ON leave_requests (approver_id, start_date) WHERE status = 'PENDING';
+    ON leave_requests (approver_id, start_date) WHERE {equals("status", PENDING_LEAVE)};
 CREATE INDEX IF NOT EXISTS documents_review_by_reviewer
-    ON documents (reviewer_id, due_date) WHERE status = 'PENDING_REVIEW';
+    ON documents (reviewer_id, due_date) WHERE {equals("status", PENDING_REVIEW)};
 CREATE INDEX IF NOT EXISTS documents_draft_by_owner
-    ON documents (owner_id, due_date) WHERE status = 'DRAFT';
+    ON documents (owner_id, due_date) WHERE {equals("status", DRAFT)};
 CREATE INDEX IF NOT EXISTS tasks_by_case ON tasks (case_id);
 CREATE INDEX IF NOT EXISTS subtasks_by_task ON subtasks (task_id);
 CREATE INDEX IF NOT EXISTS cases_by_team ON cases (team_id);
@@ -224,11 +236,11 @@ CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id);
 """
 
 # slaCheck reads open items by due date: the few due up to a few days ahead.
-_SLA_INDEXES = """
+_SLA_INDEXES = f"""
 CREATE INDEX IF NOT EXISTS cases_open_by_due
-    ON cases (expected_completion_date) WHERE status IN ('OPEN', 'IN_PROGRESS', 'ON_HOLD');
+    ON cases (expected_completion_date) WHERE status IN {SLA_CASE};
 CREATE INDEX IF NOT EXISTS tasks_open_by_due
-    ON tasks (due_date) WHERE status IN ('TODO', 'IN_PROGRESS', 'BLOCKED');
+    ON tasks (due_date) WHERE status IN {OPEN_TASK};
 """
 
 MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES, _SLA_INDEXES)
