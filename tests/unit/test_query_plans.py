@@ -56,7 +56,9 @@ def plan(connection: sqlite3.Connection, sql: str) -> list[str]:
     return [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", PARAMETERS)]
 
 
-@pytest.mark.parametrize(("number", "expected"), enumerate(PENDING_PLANS), ids=[name for name, _ in PENDING_PLANS])
+@pytest.mark.parametrize(
+    ("number", "expected"), list(enumerate(PENDING_PLANS)), ids=[name for name, _ in PENDING_PLANS]
+)
 def test_each_pending_source_reads_its_partial_index(connection, number: int, expected: tuple[str, list[str]]) -> None:
     figure, steps = expected
     source = SOURCES[number]
