@@ -18,8 +18,9 @@ import orjson
 from cronsim import CronSim
 
 from bench.common import PROJECT, WORK, measure, summarise
+from jobs import REGISTRY
 from lib.clock import IST, format_utc
-from lib.schedule import Entry, read_schedule
+from lib.schedule import Entry
 
 RUNS = 5
 YEARS = 5
@@ -55,7 +56,7 @@ def years_of_history() -> tuple[object, int]:
     home = WORK / "ledger-years"
     shutil.rmtree(home, ignore_errors=True)
     total = 0
-    for entry in read_schedule():
+    for entry in REGISTRY.entries():
         folder = home / "ledger" / entry.job
         folder.mkdir(parents=True, exist_ok=True)
         for month, lines in _runs(entry, 900).items():

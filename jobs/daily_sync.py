@@ -21,13 +21,15 @@ from typing import Any
 
 import click
 
+from jobs import DAILY_SYNC as SPEC
 from lib.cli import job_command, main
 from lib.clock import format_utc
 from lib.db import write_transaction
 from lib.ecourts import CaseData, CaseError, ClientConfig, EcourtsClient, StopRun, normalise_cnr
 from lib.ecourts_sim import Simulator, SimulatorTransport
 from lib.errors import ConfigError, JobFailed
-from lib.harness import JobSpec, Outcome, RunContext
+from lib.harness import RunContext
+from lib.jobspec import Outcome
 from lib.scrub import scrub
 from lib.settings import Settings
 from lib.stop import DaemonPool
@@ -258,7 +260,7 @@ def _progress(stack: ExitStack, total: int) -> Any:
     return None
 
 
-def sync(context: RunContext) -> Outcome:
+def work(context: RunContext) -> Outcome:
     """The job's work: select, fetch (paced, on `concurrency` threads) and store each case.
 
     A case whose CNR is invalid, or whose answer cannot be stored, is a bad
@@ -350,17 +352,7 @@ def _settle(
     log("case synced", case_number=candidate.case_number, changes=changes or None)
 
 
-SPEC = JobSpec(
-    name="dailySync",
-    summary="Refresh open, non-confidential cases from eCourts: status, hearings, orders; notify lawyers of changes.",
-    sections=("ecourts", "sync"),
-    work=sync,
-    default_max_runtime=2 * 3600,
-    failure_severity="CRITICAL",
-    check_settings=check_settings,
-)
-
-command = job_command(SPEC, "daily-sync")
+command = job_command(SPEC)
 
 if __name__ == "__main__":
     main(command)

@@ -25,6 +25,7 @@ from typing import Any
 import click
 import orjson
 
+from jobs import NIGHTLY_BACKUP as SPEC
 from lib import __version__
 from lib.archive import (
     PackageWriter,
@@ -38,9 +39,10 @@ from lib.archive import (
 from lib.cli import job_command, main, report_errors
 from lib.clock import format_utc, now_utc
 from lib.errors import CasejobsError, StopRequested, UsageError
-from lib.harness import JobSpec, Outcome, RunContext
+from lib.harness import RunContext
 from lib.history import process_alive
 from lib.home import make_folder
+from lib.jobspec import Outcome
 from lib.redaction import redact_row
 from lib.schema import SCHEMA_VERSION, contract_problems
 from lib.settings import load_settings
@@ -372,7 +374,7 @@ def apply_retention(folder: Path, today: dt.date, retention_days: int, keep_newe
     return deleted
 
 
-def backup(context: RunContext) -> Outcome:
+def work(context: RunContext) -> Outcome:
     """The job's work: make today's package unless a verified one exists, then apply retention."""
     started = time.monotonic()
     folder = context.settings.home / "backups"
@@ -554,15 +556,7 @@ def keep_mode_and_owner(old: Path, new: Path) -> None:
             os.chown(new, status.st_uid, status.st_gid)
 
 
-SPEC = JobSpec(
-    name="nightlyBackup",
-    summary="Write today's verified backup package (database, JSON exports, manifest) and apply the retention.",
-    sections=("backup",),
-    work=backup,
-    default_max_runtime=3 * 3600,
-)
-
-command = job_command(SPEC, "nightly-backup", subcommands=(verify_command, restore_command))
+command = job_command(SPEC, subcommands=(verify_command, restore_command))
 
 if __name__ == "__main__":
     main(command)

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 import click
 
+from jobs import SLA_CHECK as SPEC
 from lib.cli import job_command, main
 from lib.clock import format_utc
 from lib.dates import calendar_day, rows_with_bad_dates
 from lib.db import write_transaction
-from lib.harness import JobSpec, Outcome, RunContext
+from lib.harness import RunContext
+from lib.jobspec import Outcome
 from lib.mailer import Mail, Mailer, MailError, SmtpConfig, clean_name, is_mail_address
 from lib.redaction import shown_text
 from lib.vocabulary import ADMIN, INTERNAL, OPEN_TASK, SLA_CASE, equals
@@ -288,7 +290,7 @@ def count_delivery(context: RunContext, digest: Digest, delivery: Delivery, mail
         context.log.debug("digest mail skipped", user_id=digest.user_id, reason=delivery.reason)
 
 
-def check(context: RunContext) -> Outcome:
+def work(context: RunContext) -> Outcome:
     """The job's work: find the items, build each person's digest, store and mail it.
 
     One person's digest that cannot be built, stored or mailed is a bad row:
@@ -322,15 +324,7 @@ def check(context: RunContext) -> Outcome:
     return context.outcome
 
 
-SPEC = JobSpec(
-    name="slaCheck",
-    summary="Find SLA violations and warnings and send each responsible person one digest a day.",
-    sections=("smtp", "sla"),
-    work=check,
-    default_max_runtime=1800,
-)
-
-command = job_command(SPEC, "sla-check")
+command = job_command(SPEC)
 
 if __name__ == "__main__":
     main(command)

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import click
 
+from jobs import USER_PENDING_REFRESH as SPEC
 from lib.cli import job_command, main
 from lib.clock import Periods, format_utc, periods_for
 from lib.dates import bad_date_values, rows_with_bad_dates
 from lib.db import parallel_readers, write_transaction
-from lib.harness import JobSpec, Outcome, RunContext
+from lib.harness import RunContext
+from lib.jobspec import Outcome
 from lib.vocabulary import (
     CATEGORIES,
     DRAFT,
@@ -284,7 +286,7 @@ def write_summaries(context: RunContext, summaries: dict[int, Summary]) -> int:
     return removed
 
 
-def refresh(context: RunContext) -> Outcome:
+def work(context: RunContext) -> Outcome:
     """The job's work: compute every summary, then write them all at once (unless dry-run)."""
     periods = periods_for(context.today)
     summaries = compute_summaries(context, periods)
@@ -313,14 +315,7 @@ def refresh(context: RunContext) -> Outcome:
     return context.outcome
 
 
-SPEC = JobSpec(
-    name="userPendingRefresh",
-    summary="Recompute each active internal user's pending-work summary and workload level.",
-    work=refresh,
-    default_max_runtime=240,
-)
-
-command = job_command(SPEC, "user-pending-refresh")
+command = job_command(SPEC)
 
 if __name__ == "__main__":
     main(command)

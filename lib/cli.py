@@ -22,7 +22,7 @@ import click
 from lib.errors import EXIT_FAILED, CasejobsError
 
 if TYPE_CHECKING:
-    from lib.harness import JobSpec
+    from lib.jobspec import JobSpec
 
 TRIGGERS = ("cron", "manual", "catchup")
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command takes -h as well as --help
@@ -173,13 +173,15 @@ def common_job_options(command: Callable) -> Callable:
 
 
 def job_command(
-    spec: JobSpec, program: str, extra_options: tuple[Callable, ...] = (), subcommands: tuple[click.Command, ...] = ()
+    spec: JobSpec, extra_options: tuple[Callable, ...] = (), subcommands: tuple[click.Command, ...] = ()
 ) -> click.Command:
     """Given a job's spec, return its click command: the common options plus the job's own.
 
     With subcommands (nightly-backup verify, restore), the command is a group
     that runs the job when called without one.
     """
+
+    program = spec.script
 
     @report_errors(program)
     def body(

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lib.clock import IST
 from lib.errors import CasejobsError, ConfigError
 from lib.home import umask_for_cron
-from lib.schedule import Entry, read_schedule
+from lib.schedule import LAUNCHER, Entry
 from lib.settings import PROJECT_ROOT
 
 BEGIN = "# BEGIN casejobs"
@@ -159,7 +159,11 @@ def _command(script: Path, home_environment: dict[str, str], log_folder: Path, n
 
 
 def plan_block(
-    home: Path, flavor: str | None = None, host_zone: str | None = None, now: dt.datetime | None = None
+    home: Path,
+    entries: list[Entry],
+    flavor: str | None = None,
+    host_zone: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Plan:
     """Return the managed block for this host: absolute paths, --trigger cron, logs appended under home/log."""
     flavor = flavor or detect_flavor()
@@ -190,8 +194,8 @@ def plan_block(
     lines.append(f"# cron flavor {flavor}, host zone {host_zone}: times {method}")
     if use_cron_tz:
         lines.append("CRON_TZ=Asia/Kolkata")
-    for entry in read_schedule():
-        command = _command(entry.script_path, environment, log_folder, entry.script, "--trigger", "cron")
+    for entry in entries:
+        command = _command(LAUNCHER, environment, log_folder, entry.script, entry.script, "--trigger", "cron")
         for expression in cron_lines_for(entry, None if use_cron_tz else zone, year):
             lines.append(f"{expression} {command}")
     catch_up = _command(PROJECT_ROOT / "bin" / "jobctl", environment, log_folder, "catch-up", "catch-up")

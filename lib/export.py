@@ -14,8 +14,6 @@ from xml.sax.saxutils import escape
 from lib.errors import CasejobsError
 from lib.schedule import Entry
 
-TIME_LIMITS = {"dailySync": "PT2H", "slaCheck": "PT30M", "nightlyBackup": "PT3H", "userPendingRefresh": "PT4M"}
-
 
 def _fields(entry: Entry) -> tuple[str, str]:
     minute, hour, day, month, weekday = entry.expression.split()
@@ -53,7 +51,7 @@ def systemd_units(
         units[f"{name}.service"] = (
             f"[Unit]\nDescription=casejobs {entry.job}\n\n"
             f"[Service]\nType=oneshot\nUser={user}\nUMask=0077\n{lines}"
-            f"ExecStart={project / 'bin' / entry.script} --trigger cron\n"
+            f"ExecStart={project / 'bin' / 'run-job'} {entry.script} --trigger cron\n"
             # The harness turns SIGTERM into a stop at the next item: give it time to get there.
             "KillMode=mixed\nTimeoutStopSec=120\n"
         )
@@ -90,7 +88,7 @@ def _windows_trigger(entry: Entry) -> str:
 def windows_task(entry: Entry, project_windows: str) -> bytes:
     """Return the Task Scheduler XML of one job, UTF-16 with a byte-order mark."""
     python = f"{project_windows}\\.venv\\Scripts\\python.exe"
-    module = f"jobs.{entry.script.replace('-', '_')}"
+    module = entry.spec.module
     xml = f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
@@ -103,7 +101,7 @@ def windows_task(entry: Entry, project_windows: str) -> bytes:
   <Settings>
     <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
     <StartWhenAvailable>true</StartWhenAvailable>
-    <ExecutionTimeLimit>{TIME_LIMITS.get(entry.job, "PT1H")}</ExecutionTimeLimit>
+    <ExecutionTimeLimit>PT{entry.spec.time_limit}S</ExecutionTimeLimit>
     <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
     <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
     <Enabled>true</Enabled>
@@ -147,7 +145,7 @@ spec:
           containers:
             - name: {entry.script}
               image: {image}
-              command: ["/app/bin/{entry.script}", "--trigger", "cron"]
+              command: ["/app/bin/run-job", "{entry.script}", "--trigger", "cron"]
               env:
                 - name: CASEJOBS_HOME
                   value: /data

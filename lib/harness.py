@@ -49,10 +49,11 @@ from lib.errors import (
     StopRequested,
 )
 from lib.home import check_writable_home, is_writable_home, make_folder, share_with_group
+from lib.jobspec import JobSpec, Outcome
 from lib.lock import JobLock
 from lib.log import bind_run, configure_logging, get_logger
-from lib.monitor import Monitor, monitor_setting
-from lib.schedule import find_entry
+from lib.monitor import Monitor
+from lib.schedule import entry_for
 from lib.scrub import remember as remember_secrets
 from lib.scrub import scrub_data
 from lib.settings import Settings, home_of, load_settings
@@ -69,50 +70,6 @@ EXIT_BY_STATUS = {
 }
 STOP_EXIT_CODES = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM, "SIGBREAK": EXIT_SIGINT, "timeout": EXIT_TIMEOUT}
 STOPPING_AUDIT_SECONDS = 0.5  # a stopped run waits this long at most for the write lock of its audit row
-
-
-MAX_BAD_ROWS = 50  # rows named in a run's details; the count covers them all
-
-
-@dataclass
-class Outcome:
-    """What a job's work reports: items done, items failed, and its own figures.
-
-    The run's context holds one from the start and the job adds to it as it
-    goes, so that the figures are recorded however the run ends.
-    """
-
-    items: int = 0
-    errors: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def bad_row(self, table: str, row_id: Any, reason: str) -> None:
-        """Count one row that was skipped, and name it by table and id (never by its content)."""
-        self.errors += 1
-        self.details["bad_rows_total"] = self.details.get("bad_rows_total", 0) + 1
-        named = self.details.setdefault("bad_rows", [])
-        if len(named) < MAX_BAD_ROWS:
-            named.append({"table": table, "id": row_id, "reason": reason})
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job as the harness sees it: its ledger name and its work function."""
-
-    name: str
-    summary: str
-    work: Callable[[RunContext], Outcome]
-    default_max_runtime: int = 3600
-    failure_severity: str = "HIGH"
-    # The settings sections (or dotted keys) the job uses besides core: checked before anything is written.
-    sections: tuple[str, ...] = ()
-    # Checks the job's own settings before anything is written; raises ConfigError (exit 78).
-    check_settings: Callable[[Settings], None] | None = None
-
-    @property
-    def setting_scopes(self) -> tuple[str, ...]:
-        """Every settings section and key this job reads."""
-        return ("core", *self.sections, monitor_setting(self.name), "monitor.timeout", "monitor.body_lines")
 
 
 @dataclass
@@ -274,8 +231,9 @@ def _checked_settings(spec: JobSpec, options: RunOptions, database: bool = True)
     settings.now()
     settings.load_secrets(spec.setting_scopes)
     remember_secrets(settings.secret_values())
-    if spec.check_settings:
-        spec.check_settings(settings)
+    check = spec.check_settings
+    if check is not None:
+        check(settings)
     if database:
         check_database_file(settings.database_path)
     share_with_group(settings.get("core.home_group"))
@@ -349,7 +307,7 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
         if not lock.acquire():
             return not_started("locked", f"another run of this job holds the lock {lock.path}")
         try:
-            done_by = _slot_done_by(home, spec.name, settings.now()) if options.trigger == "cron" else None
+            done_by = _slot_done_by(home, spec, settings.now()) if options.trigger == "cron" else None
             if done_by:
                 return not_started("skipped", done_by)
             return _run_started(spec, options, settings, database, record, stop_flag, stopper, log)
@@ -359,18 +317,18 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
         database.close()
 
 
-def _slot_done_by(home: Path, job: str, now: dt.datetime) -> str | None:
+def _slot_done_by(home: Path, spec: JobSpec, now: dt.datetime) -> str | None:
     """For a cron start: say why it should skip if a run already began in its IST slot, else None.
 
     Where the host's zone has daylight saving, `jobctl install` puts a daily
     job at both candidate local times; the second start of the same IST slot
     ends here.
     """
-    entry = find_entry(job)
+    entry = entry_for(spec)
     if entry is None:
         return None
     slot = entry.latest_slot(now)
-    for line in ledger.recent_records(home, job, clock.format_utc(slot)):
+    for line in ledger.recent_records(home, spec.name, clock.format_utc(slot)):
         if line["event"] == "start" and not line.get("dry_run"):
             return f"the {slot.isoformat(timespec='minutes')} slot already ran (run {line['run_id']})"
     return None
@@ -432,7 +390,7 @@ def _run_started(
     log: Any,
 ) -> int:
     """The part of a run that happens under the job's lock with the database open; return the exit code."""
-    max_runtime = settings.get("core.max_runtime") or spec.default_max_runtime
+    max_runtime = settings.get("core.max_runtime") or spec.time_limit
     context = RunContext(
         job=spec.name,
         run_id=record.base["run_id"],
@@ -447,7 +405,7 @@ def _run_started(
         log=log,
         item_delay_seconds=settings.get("core.debug_item_delay_ms") / 1000,
     )
-    monitor = Monitor(settings, spec.name, record.base["run_id"], log, dry_run=options.dry_run)
+    monitor = Monitor(settings, spec.monitor_key, record.base["run_id"], log, dry_run=options.dry_run)
     run = Run(spec, options, settings, record, stopper, monitor, log)
     run.outcome = context.outcome  # what the work did so far is recorded however the run ends
     with run, time_limit(stop_flag, max_runtime):

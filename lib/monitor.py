@@ -19,17 +19,12 @@ BODY_LIMIT = 10_000  # bytes of log lines sent with the finish ping (healthcheck
 STOPPING_TIMEOUT = 1.0  # seconds a ping may take when the run was stopped: a stop ends the process soon
 
 
-def monitor_setting(job: str) -> str:
-    """Given a job name (dailySync), return its ping URL setting (monitor.daily_sync_url)."""
-    snake = "".join(f"_{letter.lower()}" if letter.isupper() else letter for letter in job)
-    return f"monitor.{snake}_url"
-
-
 class Monitor:
     """The pings of one run: start() when it begins, finish(exit_code) when it ends."""
 
-    def __init__(self, settings: Settings, job: str, run_id: str, log: Any, dry_run: bool = False) -> None:
-        self.url = None if dry_run else (settings.get(monitor_setting(job)) or "").rstrip("/") or None
+    def __init__(self, settings: Settings, url_key: str, run_id: str, log: Any, dry_run: bool = False) -> None:
+        """url_key is the job's ping URL setting (JobSpec.monitor_key)."""
+        self.url = None if dry_run else (settings.get(url_key) or "").rstrip("/") or None
         self.timeout = settings.get("monitor.timeout")
         self.body_lines = settings.get("monitor.body_lines")
         self.run_id = str(uuid.UUID(hex=run_id)) if len(run_id) == 32 else run_id

@@ -1,8 +1,9 @@
 """crontab.ist: which job runs when, in IST, and when each runs next.
 
-A line is five cron fields and a script name from bin/; the job's ledger
-name is the script name in camelCase (daily-sync -> dailySync). Next-run
-times come from cronsim evaluated on India's wall clock.
+A line is five cron fields and a job's script name; the job itself (its
+ledger name, module, time limit) comes from the registry (jobs/__init__.py),
+never from the name by hand. Next-run times come from cronsim evaluated on
+India's wall clock.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cronsim import CronSim, CronSimError
 
@@ -17,30 +19,41 @@ from lib.clock import IST
 from lib.errors import ConfigError
 from lib.settings import PROJECT_ROOT
 
+if TYPE_CHECKING:
+    from lib.jobspec import JobSpec, Registry
+
 CRONTAB_PATH = PROJECT_ROOT / "crontab.ist"
+LAUNCHER = PROJECT_ROOT / "bin" / "run-job"  # starts any registered job: bin/run-job daily-sync
 
 
-def job_name_for_script(script: str) -> str:
-    """Given a script name such as daily-sync, return its job name, dailySync."""
-    first, *rest = script.split("-")
-    return first + "".join(word.capitalize() for word in rest)
+@dataclass(frozen=True)
+class Line:
+    """One schedule line of crontab.ist: its cron expression (IST) and its job's script name."""
+
+    expression: str
+    script: str
+    number: int
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One scheduled job: its cron expression (IST), script and ledger name."""
+    """One scheduled job: its cron expression (IST) and its JobSpec."""
 
     expression: str
-    script: str
+    spec: JobSpec
 
     @property
     def job(self) -> str:
-        return job_name_for_script(self.script)
+        return self.spec.name
 
     @property
-    def script_path(self) -> Path:
-        """The absolute path of the job's bin/ script."""
-        return PROJECT_ROOT / "bin" / self.script
+    def script(self) -> str:
+        return self.spec.script
+
+    @property
+    def command(self) -> list[str]:
+        """The command that starts the job: the launcher and the job's script name."""
+        return [str(LAUNCHER), self.spec.script]
 
     def next_run(self, after: dt.datetime) -> dt.datetime:
         """Given an aware instant, return the next scheduled start after it (aware, IST)."""
@@ -61,9 +74,9 @@ class Entry:
         return count
 
 
-def read_schedule(path: Path = CRONTAB_PATH) -> list[Entry]:
-    """Return crontab.ist's entries in file order; raise ConfigError on a line it cannot read."""
-    entries = []
+def read_lines(path: Path = CRONTAB_PATH) -> list[Line]:
+    """Return crontab.ist's schedule lines in file order; raise ConfigError on a line it cannot read."""
+    lines = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#") or "=" in text.split()[0]:
@@ -76,11 +89,25 @@ def read_schedule(path: Path = CRONTAB_PATH) -> list[Entry]:
             CronSim(expression, dt.datetime(2026, 1, 1, tzinfo=IST))
         except CronSimError as error:
             raise ConfigError(f"{path}:{number}: {error}") from None
-        entries.append(Entry(expression, fields[5]))
+        lines.append(Line(expression, fields[5], number))
+    return lines
+
+
+def schedule_of(registry: Registry, path: Path = CRONTAB_PATH) -> list[Entry]:
+    """Return the entries of crontab.ist, each joined to its job in the registry.
+
+    Raise ConfigError for a line whose script no registered job has.
+    """
+    entries = []
+    for line in read_lines(path):
+        spec = registry.find(line.script)
+        if spec is None or spec.script != line.script:
+            raise ConfigError(f"{path}:{line.number}: no job has the script {line.script!r} (see jobs/__init__.py)")
+        entries.append(Entry(line.expression, spec))
     return entries
 
 
-def find_entry(job: str, path: Path = CRONTAB_PATH) -> Entry | None:
-    """Given a job name (dailySync) or script name (daily-sync), return its entry, if scheduled."""
-    name = job_name_for_script(job) if "-" in job else job
-    return next((entry for entry in read_schedule(path) if entry.job == name), None)
+def entry_for(spec: JobSpec, path: Path = CRONTAB_PATH) -> Entry | None:
+    """Return the job's entry in crontab.ist, or None when it is not scheduled."""
+    line = next((line for line in read_lines(path) if line.script == spec.script), None)
+    return Entry(line.expression, spec) if line else None

@@ -1,6 +1,7 @@
 """Settings: command-line options, then CASEJOBS_* environment, then the config file, then defaults.
 
-Every setting is declared once in SETTINGS, with its allowed range; its
+Every setting is declared once, with its allowed range (the shared ones
+here in CORE_SETTINGS, each job's own beside its JobSpec); its
 environment variable is CASEJOBS_<SECTION>_<NAME> (the core section has no
 section part, so CASEJOBS_HOME, CASEJOBS_DB), and in the TOML config file it
 is `name` in the table `[section]` (core settings at the top level). The
@@ -172,7 +173,8 @@ class Setting:
         return getattr(self.parse, "allowed", "")
 
 
-SETTINGS: tuple[Setting, ...] = (
+# The settings every command shares; each job declares its own beside its JobSpec (jobs/__init__.py).
+CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("core", "home", None, PATH, "folder holding ledger/, lock/, backups/, log/ (default: var/ in the project)"),
     Setting("core", "db", None, PATH, "the SQLite database (default: $CASEJOBS_HOME/casejobs.db)"),
     Setting("core", "config", None, PATH, "the TOML config file (default: $CASEJOBS_HOME/casejobs.toml, if present)"),
@@ -240,53 +242,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "password_file", None, PATH, "file holding the SMTP password, readable only by its owner"),
     Setting("smtp", "from_address", "casejobs@localhost", MAIL_ADDRESS, "the From: address of our mail"),
     Setting("smtp", "timeout", "20", whole_number(1, 300), "seconds to wait for the SMTP server"),
-    Setting("backup", "retention_days", "30", whole_number(1, 3650), "delete packages older than this many days"),
-    Setting(
-        "backup", "keep_newest", "7", whole_number(1, 1000), "never delete one of this many newest verified packages"
-    ),
-    Setting("backup", "compression_level", "1", whole_number(0, 9), "zlib level of the package, 1 (fast) to 9"),
-    Setting("ecourts", "base_url", None, ECOURTS_URL, "the aggregator's base URL; sim:// is the built-in simulator"),
-    Setting("ecourts", "token", None, PRINTABLE_SECRET, "the API token", secret=True),
-    Setting("ecourts", "token_file", None, PATH, "file holding the API token, readable only by its owner"),
-    Setting("ecourts", "connect_timeout", "5", whole_number(1, 300), "seconds to wait for a connection"),
-    Setting("ecourts", "read_timeout", "30", whole_number(1, 600), "seconds to wait for an answer"),
-    Setting(
-        "ecourts",
-        "rate_per_minute",
-        "60",
-        decimal_number(0.1, 60_000),
-        "requests a minute at most (eCourtsIndia publishes 100 a minute)",
-    ),
-    Setting("ecourts", "concurrency", "1", whole_number(1, 10), "requests in flight at once"),
-    Setting(
-        "ecourts",
-        "retries",
-        "3",
-        whole_number(0, 10),
-        "retries of a request after a 429, 5xx, timeout or lost connection",
-    ),
-    Setting(
-        "ecourts", "backoff_ms", "1000", whole_number(0, 600_000), "first backoff before a retry; doubles each time"
-    ),
-    Setting(
-        "ecourts",
-        "breaker_threshold",
-        "5",
-        whole_number(1, 1000),
-        "cases failing upstream in a row that stop the run",
-    ),
-    Setting("sync", "max_cases", "100", whole_number(1, 100_000), "cases fetched per run at most"),
-    Setting(
-        "sync",
-        "min_hours",
-        "20",
-        whole_number(0, 8760),
-        "a case synced this recently is not fetched again (without --force)",
-    ),
-    Setting("monitor", "daily_sync_url", None, URL, "healthchecks-style ping URL of dailySync", secret=True),
-    Setting("monitor", "sla_check_url", None, URL, "ping URL of slaCheck", secret=True),
-    Setting("monitor", "nightly_backup_url", None, URL, "ping URL of nightlyBackup", secret=True),
-    Setting("monitor", "user_pending_refresh_url", None, URL, "ping URL of userPendingRefresh", secret=True),
     Setting("monitor", "timeout", "5", whole_number(1, 60), "seconds a ping may take"),
     Setting("monitor", "body_lines", "50", whole_number(0, 1000), "last log lines sent with the finish ping"),
     Setting(
@@ -296,16 +251,27 @@ SETTINGS: tuple[Setting, ...] = (
         whole_number(0, 1440),
         "a slot counts as missed this long after its time",
     ),
-    Setting(
-        "sla",
-        "warning_days",
-        "3",
-        whole_number(0, 365),
-        "an item due today or within this many days is a warning",
-    ),
 )
 
-SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
+_DECLARED: dict[str, Setting] = {setting.key: setting for setting in CORE_SETTINGS}
+
+
+def declare(settings: tuple[Setting, ...]) -> None:
+    """Add settings a job declares (the registry calls this); a key declared twice must be the same setting."""
+    for setting in settings:
+        known = _DECLARED.setdefault(setting.key, setting)
+        if (known.section, known.name, known.default) != (setting.section, setting.name, setting.default):
+            raise ValueError(f"the setting {setting.key} is declared twice, differently")
+
+
+def all_settings() -> tuple[Setting, ...]:
+    """Every setting known: the shared ones, then each registered job's, in the order declared."""
+    return tuple(_DECLARED.values())
+
+
+def declared(key: str) -> Setting:
+    """Given a dotted key, return its Setting; raise KeyError if nothing declares it."""
+    return _DECLARED[key]
 
 
 class Settings:
@@ -353,12 +319,12 @@ class Settings:
         """
         if self.get(key):
             return str(self._values[key])
-        if f"{key}_file" not in SETTINGS_BY_KEY:
+        if f"{key}_file" not in _DECLARED:
             return None
         path = self.get(f"{key}_file")
         if path is None:
             return None
-        variable = SETTINGS_BY_KEY[f"{key}_file"].environment_variable
+        variable = declared(f"{key}_file").environment_variable
         try:
             mode = path.stat().st_mode
             if mode & 0o077 and os.name == "posix":
@@ -376,7 +342,7 @@ class Settings:
     def load_secrets(self, scopes: Iterable[str]) -> None:
         """Read every secret within scopes that has a file now, so that a bad file fails early (exit 78)."""
         scopes = tuple(scopes)
-        for setting in SETTINGS:
+        for setting in all_settings():
             if setting.secret and any(setting.key == scope or setting.section == scope for scope in scopes):
                 self.secret(setting.key)
 
@@ -384,7 +350,7 @@ class Settings:
         """Return every secret's value, so that the scrubber can blank them anywhere."""
         return [
             str(self._values[setting.key])
-            for setting in SETTINGS
+            for setting in all_settings()
             if setting.secret and setting.key not in self.errors and self._values.get(setting.key)
         ]
 
@@ -414,7 +380,7 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
                 flattened[f"{name}.{inner_name}"] = inner_value
         else:
             flattened[f"core.{name}"] = value
-    unknown = sorted(key for key in flattened if key not in SETTINGS_BY_KEY)
+    unknown = sorted(key for key in flattened if key not in _DECLARED)
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting {unknown[0]}")
     return flattened
@@ -486,14 +452,14 @@ def load_settings(
         return None
 
     home = home_of(options, environ)
-    config_given = from_options_or_environment(SETTINGS_BY_KEY["core.config"])
+    config_given = from_options_or_environment(declared("core.config"))
     config_path = Path(str(config_given[0])).expanduser() if config_given else home / CONFIG_FILE_NAME
     file_values = _read_config_file(config_path, explicit=config_given is not None)
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for setting in SETTINGS:
+    for setting in all_settings():
         given = from_options_or_environment(setting)
         if given is None and setting.key == "core.app_mode" and environ.get("APP_MODE"):
             given = (environ["APP_MODE"], "APP_MODE")

@@ -59,7 +59,7 @@ def test_install_keeps_foreign_lines_and_uninstall_restores_them_byte_for_byte(h
     assert after_first.startswith(FOREIGN)
     assert "# BEGIN casejobs" in after_first and after_first.rstrip().endswith("# END casejobs")
     assert (
-        f"0 1 * * * umask 077; CASEJOBS_HOME={home} {BIN / 'daily-sync'} --trigger cron >> {home / 'log' / 'daily-sync.log'} 2>&1"
+        f"0 1 * * * umask 077; CASEJOBS_HOME={home} {BIN / 'run-job'} daily-sync --trigger cron >> {home / 'log' / 'daily-sync.log'} 2>&1"
         in after_first
     )
     assert "@reboot" in after_first and "catch-up" in after_first

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from jobs import daily_sync, nightly_backup, sla_check, user_pending_refresh
 from lib.ecourts_sim import simulator_command
-from lib.ops.jobctl import jobctl
-from lib.ops.jobstats import jobstats
+from ops.jobctl import jobctl
+from ops.jobstats import jobstats
 
 PROGRAMS = [
     daily_sync.command,

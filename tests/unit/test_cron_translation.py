@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim
 
+from jobs import REGISTRY
 from lib.clock import IST
 from lib.crontab import FLAVORS_WITH_CRON_TZ, plan_block
-from lib.schedule import read_schedule
 
 ZONES = ("UTC", "Asia/Kolkata", "Europe/London", "America/New_York", "Australia/Sydney")
 FLAVORS = ("cronie", "systemd-cron", "debian", "busybox", "bcron", "macos")
@@ -37,15 +37,17 @@ WINDOWS = [
 
 def block_entries(flavor: str, zone: str) -> list[tuple[str, str]]:
     """Return (cron expression, script) of every job line the block would hold."""
-    lines = plan_block(Path("/tmp/casejobs"), flavor, zone, dt.datetime(2026, 6, 1, tzinfo=IST)).lines
+    lines = plan_block(
+        Path("/tmp/casejobs"), REGISTRY.entries(), flavor, zone, dt.datetime(2026, 6, 1, tzinfo=IST)
+    ).lines
     entries = []
     for line in lines:
         if line.startswith(("#", "@", "CRON_TZ")):
             continue
         fields = line.split()
-        script = next(Path(field).name for field in fields[5:] if field.startswith("/") and "/bin/" in field)
-        if script != "jobctl":
-            entries.append((" ".join(fields[:5]), script))
+        launcher = next(number for number, field in enumerate(fields) if "/bin/" in field)
+        if Path(fields[launcher]).name == "run-job":
+            entries.append((" ".join(fields[:5]), fields[launcher + 1]))
     return entries
 
 
@@ -64,7 +66,7 @@ def firings(expression: str, zone: ZoneInfo, start: dt.datetime, end: dt.datetim
 def test_every_ist_slot_runs_exactly_once(flavor: str, zone_name: str, window: tuple[dt.datetime, dt.datetime]) -> None:
     start, end = window
     cron_zone = IST if flavor in FLAVORS_WITH_CRON_TZ else ZoneInfo(zone_name)
-    schedule = {entry.script: entry for entry in read_schedule()}
+    schedule = {entry.script: entry for entry in REGISTRY.entries()}
     for script, entry in schedule.items():
         if script == "user-pending-refresh":  # every 5 minutes: the two days around the zone's change suffice
             middle = offset_change(ZoneInfo(zone_name), start, end)

@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
+from jobs import REGISTRY
 from lib import clock
 from lib.cli import main, plural, report_errors
 from lib.errors import UsageError
 from lib.health import LEVEL_NAMES, OK, check_all, job_health
 from lib.ledger import Damage
-from lib.schedule import job_name_for_script, read_schedule
 from lib.settings import load_settings
 from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
 
@@ -79,13 +79,13 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
     gc.disable()  # a short-lived reader of many small objects without cycles: a year reads a quarter faster
     settings = load_settings()
     now = settings.now()
-    entries = read_schedule()
+    entries = REGISTRY.entries()
     only = None
     if job:
-        only = job_name_for_script(job) if "-" in job else job
-        known = [entry.job for entry in entries]
-        if only not in known:
-            raise UsageError(f"unknown job {job!r}; known jobs: {', '.join(known)}")
+        spec = REGISTRY.find(job)
+        if spec is None:
+            raise UsageError(f"unknown job {job!r}; known jobs: {', '.join(spec.name for spec in REGISTRY)}")
+        only = spec.name
     since_moment = parse_since(since, now)
     damage = Damage()
     chosen = [entry for entry in entries if only is None or entry.job == only]

@@ -21,15 +21,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jobs import REGISTRY
 from lib import crontab
 from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
 from lib.errors import CasejobsError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
 from lib.migration import inspect
-from lib.schedule import Entry, read_schedule
+from lib.schedule import Entry
 from lib.schema import SCHEMA_VERSION
-from lib.settings import PROJECT_ROOT, Settings
+from lib.settings import PROJECT_ROOT, Settings, all_settings
 
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 STATUS_WORDS = {OK: "ok", WARNING: "warning", CRITICAL: "fail"}
@@ -218,7 +219,7 @@ def check_block(settings: Settings) -> Check:
     """Our crontab block: installed, and the same as crontab.ist would give today."""
     try:
         block = crontab.installed_block(crontab.read_crontab())
-        wanted = crontab.plan_block(settings.home, now=settings.now()).lines
+        wanted = crontab.plan_block(settings.home, REGISTRY.entries(), now=settings.now()).lines
     except CasejobsError as error:
         return Check("schedule", CRITICAL, str(error), "bin/jobctl install")
     if block is None:
@@ -241,7 +242,9 @@ def cron_environment(settings: Settings, block: list[str] | None = None) -> dict
         with contextlib.suppress(CasejobsError):
             block = crontab.installed_block(crontab.read_crontab())
     if block is None:
-        block = crontab.plan_block(settings.home, flavor="debian", host_zone="UTC", now=settings.now()).lines
+        block = crontab.plan_block(
+            settings.home, REGISTRY.entries(), flavor="debian", host_zone="UTC", now=settings.now()
+        ).lines
     return {**environment, **crontab.block_environment(block)}
 
 
@@ -249,7 +252,7 @@ def check_job_settings(entry: Entry, environment: dict[str, str]) -> dict[str, A
     """Run the job's script with --check-config in the given environment; return its JSON report."""
     try:
         result = subprocess.run(
-            [str(entry.script_path), "--check-config"],
+            [*entry.command, "--check-config"],
             env=environment,
             cwd="/",
             capture_output=True,
@@ -392,7 +395,7 @@ def probe_ecourts(settings: Settings) -> Check:
 
 def run_checks(settings: Settings, probe: bool = False) -> list[Check]:
     """Return every check, in the order a person fixes things."""
-    entries = [entry for entry in read_schedule() if entry.script_path.exists()]
+    entries = REGISTRY.entries()
     steps: list[Callable[[], Check | list[Check]]] = [
         check_python,
         lambda: check_database(settings),
@@ -444,15 +447,11 @@ class Missing:
 
 def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Missing]:
     """Return the settings each job takes from this shell's environment that cron would not give it."""
-    from lib.settings import SETTINGS
-
-    secret_keys = {setting.key for setting in SETTINGS if setting.secret}
-    variables = {setting.key: setting.environment_variable for setting in SETTINGS}
+    secret_keys = {setting.key for setting in all_settings() if setting.secret}
+    variables = {setting.key: setting.environment_variable for setting in all_settings()}
     cron = cron_environment(settings, block)
     missing: list[Missing] = []
-    for entry in read_schedule():
-        if not entry.script_path.exists():
-            continue
+    for entry in REGISTRY.entries():
         here = check_job_settings(entry, dict(os.environ))
         if not here["ok"] or check_job_settings(entry, cron)["ok"]:
             continue

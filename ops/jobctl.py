@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from jobs import REGISTRY
 from lib import clock, crontab, export
 from lib.cli import main, plural, report_errors
 from lib.db import check_database_file, connect
@@ -27,14 +28,15 @@ from lib.errors import CasejobsError, ConfigError, UsageError
 from lib.health import LEVEL_NAMES, check_job, installed_at, job_health, mark_installed
 from lib.history import latest, process_alive
 from lib.home import create_home, share_with_group
+from lib.jobspec import JobSpec
 from lib.ledger import Damage
 from lib.migration import copy_before_migrating, inspect, migrate_all
-from lib.ops import doctor
-from lib.schedule import Entry, find_entry, read_schedule
+from lib.schedule import LAUNCHER
 from lib.schema import SCHEMA_VERSION
 from lib.seed import SCALES, seed_database
 from lib.settings import PROJECT_ROOT, load_settings
 from lib.stats import run_summary
+from ops import doctor
 
 
 @click.group(name="jobctl", context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,14 +147,12 @@ def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -
     )
 
 
-def _entry_or_usage(job: str) -> Entry:
-    entry = find_entry(job)
-    if entry is None:
-        known = ", ".join(f"{entry.job} ({entry.script})" for entry in read_schedule())
+def _job_or_usage(job: str) -> JobSpec:
+    spec = REGISTRY.find(job)
+    if spec is None:
+        known = ", ".join(f"{spec.name} ({spec.script})" for spec in REGISTRY)
         raise UsageError(f"unknown job {job!r}; known jobs: {known}")
-    if not entry.script_path.exists():
-        raise UsageError(f"{entry.job} has no script yet ({entry.script_path})")
-    return entry
+    return spec
 
 
 @jobctl.command(name="install")
@@ -177,7 +177,7 @@ def install_command(
     """
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
-    plan = crontab.plan_block(settings.home, cron_flavor, host_tz, settings.now())
+    plan = crontab.plan_block(settings.home, REGISTRY.entries(), cron_flavor, host_tz, settings.now())
     if dry_run:
         click.echo("\n".join(plan.lines))
         return
@@ -266,7 +266,7 @@ def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> No
     if not (wait_for_jobs or stop_jobs):
         return
     running = {}
-    for entry in read_schedule():
+    for entry in REGISTRY.entries():
         run = latest(settings.home, entry.job).running
         if run is not None and run.pid:
             running[entry.job] = run.pid
@@ -301,14 +301,14 @@ def status_command(as_json: bool, verbose: bool) -> None:
     now = settings.now()
     try:
         block = crontab.installed_block(crontab.read_crontab())
-        current = crontab.plan_block(settings.home, now=now).lines
+        current = crontab.plan_block(settings.home, REGISTRY.entries(), now=now).lines
         schedule: dict[str, Any] = {"installed": block is not None, "current": block == current, "error": None}
     except CasejobsError as error:
         schedule = {"installed": None, "current": None, "error": str(error)}
     damage = Damage()
     installed = installed_at(settings.home) is not None
     jobs = {}
-    for entry in read_schedule():
+    for entry in REGISTRY.entries():
         health = job_health(settings, entry, now, damage)
         problems = check_job(health, now, installed)
         jobs[entry.job] = {
@@ -354,11 +354,11 @@ def status_command(as_json: bool, verbose: bool) -> None:
 def run_command(job: str, job_arguments: tuple[str, ...]) -> None:
     """Run JOB now (dailySync or daily-sync), with trigger manual; any further options go to the job."""
     try:
-        entry = _entry_or_usage(job)
+        spec = _job_or_usage(job)
     except UsageError as error:
         click.echo(f"jobctl run: error: {error}", err=True)
         sys.exit(error.exit_code)
-    os.execv(entry.script_path, [str(entry.script_path), *job_arguments])
+    os.execv(LAUNCHER, [str(LAUNCHER), spec.script, *job_arguments])
 
 
 @jobctl.command(name="catch-up")
@@ -371,9 +371,7 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
     share_with_group(settings.get("core.home_group"))
     now = settings.now()
     worst = 0
-    for entry in read_schedule():
-        if not entry.script_path.exists():
-            continue
+    for entry in REGISTRY.entries():
         health = job_health(settings, entry, now)
         if not health.overdue:
             continue
@@ -387,7 +385,7 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
             f"{entry.job}: {plural(health.missed_slots, 'slot')} missed; {'would run' if dry_run else 'running'} it once"
         )
         if not dry_run:
-            code = subprocess.run([str(entry.script_path), "--trigger", "catchup"], check=False).returncode
+            code = subprocess.run([*entry.command, "--trigger", "catchup"], check=False).returncode
             worst = max(worst, code)
     sys.exit(worst)
 
@@ -415,7 +413,7 @@ def export_command(
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
     folder = Path(out) if out else settings.home / "export" / export_format
-    entries = [entry for entry in read_schedule() if entry.script_path.exists()]
+    entries = REGISTRY.entries()
     files: dict[str, bytes] = {}
     if export_format == "systemd":
         passed = {name: os.environ[name] for name in ("CASEJOBS_DB", "CASEJOBS_CONFIG") if os.environ.get(name)}

@@ -1,1 +1,0 @@
-"""Operations commands: jobstats and jobctl."""
