@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -114,3 +115,22 @@ def ecourts_environment(server: SimulatorServer, **extra: str) -> dict[str, str]
         "CASEJOBS_ECOURTS_READ_TIMEOUT": "1",
         **extra,
     }
+
+
+TRACKED = ("bin", "jobs", "lib", "ops", "docs", "crontab.ist", "Makefile", "pyproject.toml", "requirements.lock")
+
+
+@pytest.fixture
+def fresh_copy(tmp_path: Path) -> Path:
+    """The project as a fresh clone has it, sharing this checkout's virtualenv (a symlink)."""
+    copy = tmp_path / "casejobs"
+    copy.mkdir()
+    for name in (*TRACKED, "config.example.toml"):
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, copy / name)
+    # The locked virtualenv (make venv's), even under make test-lowest: the copy is a clone that ran make venv.
+    (copy / ".venv").symlink_to(PROJECT / ".venv")
+    return copy

@@ -16,29 +16,12 @@ import pytest
 from tests.conftest import BIN, PROJECT, cron_environment, run_script
 
 needs_crontab = pytest.mark.skipif(shutil.which("crontab") is None, reason="needs the crontab program")
-TRACKED = ("bin", "jobs", "lib", "ops", "docs", "crontab.ist", "Makefile", "pyproject.toml", "requirements.lock")
 
 
 def readme_blocks(marker: str) -> list[str]:
     """Return the shell blocks of the README marked `<!-- marker -->` on the line before, in order."""
     text = (PROJECT / "README.md").read_text()
     return re.findall(rf"<!-- {marker} -->\n```sh\n(.*?)```", text, flags=re.S)
-
-
-@pytest.fixture
-def fresh_copy(tmp_path: Path) -> Path:
-    """The project as a fresh clone has it, sharing this checkout's virtualenv (a symlink)."""
-    copy = tmp_path / "casejobs"
-    copy.mkdir()
-    for name in (*TRACKED, "config.example.toml"):
-        source = PROJECT / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, copy / name)
-    # The locked virtualenv (make venv's), even under make test-lowest: the copy is a clone that ran make venv.
-    (copy / ".venv").symlink_to(PROJECT / ".venv")
-    return copy
 
 
 def shell(
