@@ -26,7 +26,6 @@ from lib.cli import job_command, main
 from lib.clock import format_utc
 from lib.db import write_transaction
 from lib.ecourts import CaseData, CaseError, ClientConfig, EcourtsClient, StopRun, normalise_cnr
-from lib.ecourts_sim import Simulator, SimulatorTransport
 from lib.errors import ConfigError, JobFailed
 from lib.harness import RunContext
 from lib.jobspec import Outcome
@@ -238,6 +237,8 @@ def make_client(context: RunContext) -> EcourtsClient:
     config = ClientConfig.from_settings(context.settings)
     if config.base_url.startswith("sim:"):
         # In-process there is no upstream to be polite to: no pacing.
+        from lib.ecourts_sim import Simulator, SimulatorTransport  # the demo's simulator: loaded only for sim://
+
         simulator = Simulator(token=config.token, today=context.today)
         unpaced = ClientConfig(**{**vars(config), "base_url": "http://simulator", "rate_per_minute": 60_000})
         return EcourtsClient(unpaced, SimulatorTransport(simulator), sleep=context.stop_flag.sleep)

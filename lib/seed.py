@@ -18,23 +18,7 @@ import sqlite_utils
 from lib.clock import format_utc
 from lib.db import write_transaction
 from lib.errors import CasejobsError
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How much to generate: per-case and per-user ratios give "the other tables in proportion"."""
-
-    users: int
-    teams: int
-    cases: int
-    tasks_per_case: int
-
-
-SCALES = {
-    "small": Scale(users=25, teams=4, cases=500, tasks_per_case=10),
-    "medium": Scale(users=200, teams=20, cases=20_000, tasks_per_case=10),
-    "large": Scale(users=2_000, teams=200, cases=200_000, tasks_per_case=10),
-}
+from lib.scales import SCALES, Scale
 
 FIRST_NAMES = [
     "Aarav",

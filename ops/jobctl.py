@@ -31,9 +31,9 @@ from lib.home import create_home, share_with_group
 from lib.jobspec import JobSpec
 from lib.ledger import Damage
 from lib.migration import copy_before_migrating, inspect, migrate_all
+from lib.scales import SCALES
 from lib.schedule import LAUNCHER
 from lib.schema import SCHEMA_VERSION
-from lib.seed import SCALES, seed_database
 from lib.settings import PROJECT_ROOT, load_settings
 from lib.stats import run_summary
 from ops import doctor
@@ -125,6 +125,8 @@ def database_init(db: str | None, dry_run: bool, verbose: bool) -> None:
 @report_errors("jobctl")
 def database_seed(db: str | None, scale: str, seed_number: int, verbose: bool) -> None:
     """Fill a new, empty database with realistic demo data (creating it if needed)."""
+    from lib.seed import seed_database  # here: the seeder is demo data, never on a job's import path
+
     settings = load_settings({"core.db": db})
     share_with_group(settings.get("core.home_group"))
     path = settings.database_path

@@ -59,7 +59,9 @@ def test_a_job_added_from_a_module_appears_everywhere(fresh_copy: Path, home: Pa
     assert finish["details"]["greeting"] == "vanakkam" and finish["items"] == 0
     assert status["jobs"]["helloJob"]["next_run"].endswith("07:15:00+05:30")
     assert stats["jobs"]["helloJob"]["runs"] == 1 and stats["jobs"]["helloJob"]["status_counts"]["success"] == 1
-    assert "45 1 * * * umask 077;" in block.stdout  # 07:15 IST in UTC and "run-job hello-job --trigger cron" in block.stdout
+    assert (
+        "45 1 * * * umask 077;" in block.stdout
+    )  # 07:15 IST in UTC and "run-job hello-job --trigger cron" in block.stdout
     assert "casejobs-hello-job.service" in exports["systemd"] and "casejobs-hello-job.timer" in exports["systemd"]
     assert "casejobs-hello-job.xml" in exports["windows"] and "casejobs-hello-job.yaml" in exports["k8s"]
     assert bad_setting.returncode == 78 and "CASEJOBS_HELLO_GREETING" in bad_setting.stderr
