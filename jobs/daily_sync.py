@@ -14,12 +14,10 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import json
-import sys
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
-
-import click
 
 from jobs import DAILY_SYNC as SPEC
 from lib.cli import job_command, main
@@ -245,20 +243,12 @@ def make_client(context: RunContext) -> EcourtsClient:
     return EcourtsClient(config, sleep=context.stop_flag.sleep)
 
 
-@dataclass
-class Tally:
-    """The run's figures, for the ledger and the audit row."""
-
-    synced: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    stopped: str | None = None
-
-
-def _progress(stack: ExitStack, total: int) -> Any:
-    if sys.stderr.isatty():
-        return stack.enter_context(click.progressbar(length=total, label="syncing", file=sys.stderr))
-    return None
+def dry_run_plan(selection: Selection) -> Iterator[str]:
+    """Yield what a run would do: each case it would fetch, each it never sends and why."""
+    for candidate in selection.cases:
+        yield f"would fetch {candidate.case_number} ({candidate.cnr})"
+    for case in selection.invalid:
+        yield f"invalid CNR, never sent: {case['case_number']}: {case['reason']}"
 
 
 def work(context: RunContext) -> Outcome:
@@ -275,82 +265,68 @@ def work(context: RunContext) -> Outcome:
         "skipped_confidential": selection.skipped_confidential,
     }
     if context.dry_run:
-        for candidate in selection.cases:
-            click.echo(f"would fetch {candidate.case_number} ({candidate.cnr})")
-        for case in selection.invalid:
-            click.echo(f"invalid CNR, never sent: {case['case_number']}: {case['reason']}")
+        context.outcome.plan = dry_run_plan(selection)
         return context.outcome
     if selection.invalid:
         record_invalid(context, selection.invalid)
         for case in selection.invalid:
             context.bad_row("cases", case["case_id"], "cnr is not a valid CNR: it is never sent")
-    tally = Tally()
+    for figure in ("synced", "unchanged", "failed"):
+        details[figure] = 0
     client = make_client(context)
+    stopped = None
     with ExitStack() as stack:
         stack.callback(client.close)
         # Daemon workers: a stopped run never waits for a request in flight (it is abandoned).
         pool = DaemonPool(client.config.concurrency, "ecourts")
         stack.callback(pool.close)
-        bar = _progress(stack, len(selection.cases))
+        progress = stack.enter_context(context.progress("syncing", len(selection.cases)))
         futures = {pool.submit(client.fetch, candidate.cnr): candidate for candidate in selection.cases}
         for future in context.stop_flag.as_completed(futures):
             context.checkpoint()
-            _settle(context, futures[future], future, tally, interactive=bar is not None)
-            _count(context, client, tally)
-            if bar is not None:
-                bar.update(1)
-            if tally.stopped:
+            stopped = settle(context, futures[future], future, quiet=progress.shown)
+            details |= client.counters.figures()
+            progress.update(1)
+            if stopped:
                 break
-    _count(context, client, tally)
-    if tally.stopped and not client.counters.breaker_tripped:
-        raise JobFailed(tally.stopped, context.outcome)
-    if tally.stopped:
+    if stopped and not client.counters.breaker_tripped:
+        raise JobFailed(stopped, context.outcome)
+    if stopped:
         context.outcome.errors = max(context.outcome.errors, 1)
-        details["stopped"] = tally.stopped
+        details["stopped"] = stopped
     return context.outcome
 
 
-def _count(context: RunContext, client: EcourtsClient, tally: Tally) -> None:
-    """Bring the run's figures up to date (they are recorded however the run ends)."""
+def settle(context: RunContext, candidate: Candidate, future: concurrent.futures.Future, quiet: bool) -> str | None:
+    """Store one finished fetch (or its failure) and count it in the run's figures.
+
+    Return the reason when no further call can succeed (a refused token, the
+    breaker), else None. quiet logs each case at debug level (a progress bar
+    shows them).
+    """
     outcome = context.outcome
-    outcome.items = tally.synced + tally.unchanged
-    outcome.errors = tally.failed + outcome.details.get("bad_rows_total", 0)
-    outcome.details |= {
-        "synced": tally.synced,
-        "unchanged": tally.unchanged,
-        "failed": tally.failed,
-        "requests": client.counters.requests,
-        "retries": client.counters.retries,
-        "breaker_tripped": client.counters.breaker_tripped,
-    }
-
-
-def _settle(
-    context: RunContext, candidate: Candidate, future: concurrent.futures.Future, tally: Tally, interactive: bool
-) -> None:
-    """Store one finished fetch (or its failure) and count it."""
-    log = context.log.debug if interactive else context.log.info
     try:
         data = future.result()
     except StopRun as stop:
-        tally.stopped = str(stop)
         context.log.error("sync stopped", reason=str(stop))
-        return
+        return str(stop)
     except CaseError as error:
-        tally.failed += 1
+        outcome.add("failed")
+        outcome.errors += 1
         record_failure(context, candidate, str(error))
         context.log.warning("case failed", case_number=candidate.case_number, reason=str(error))
-        return
+        return None
     changes: list[str] = []
     with context.one_row("cases", candidate.case_id, "storing the answer") as row:
         changes = store_case(context, candidate, data)
     if row.skipped:
-        return
-    if changes:
-        tally.synced += 1
-    else:
-        tally.unchanged += 1
-    log("case synced", case_number=candidate.case_number, changes=changes or None)
+        return None
+    outcome.add("synced" if changes else "unchanged")
+    outcome.items += 1
+    (context.log.debug if quiet else context.log.info)(
+        "case synced", case_number=candidate.case_number, changes=changes or None
+    )
+    return None
 
 
 command = job_command(SPEC)

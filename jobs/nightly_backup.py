@@ -157,8 +157,9 @@ def work(context: RunContext) -> Outcome:
     retention = (context.settings.get("backup.retention_days"), context.settings.get("backup.keep_newest"))
     if context.dry_run:
         exists = final_path.exists()
-        click.echo(f"would {'keep' if exists and not context.force else 'write'} {final_path}")
-        return Outcome(details={"package": str(final_path), "already_exists": exists})
+        context.outcome.details |= {"package": str(final_path), "already_exists": exists}
+        context.outcome.plan = iter([f"would {'keep' if exists and not context.force else 'write'} {final_path}"])
+        return context.outcome
     make_folder(folder, shared=False)
     leftovers = remove_leftovers(folder)
     if leftovers:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import click
 
 from jobs import SLA_CHECK as SPEC
 from lib.cli import job_command, main
@@ -290,6 +289,13 @@ def count_delivery(context: RunContext, digest: Digest, delivery: Delivery, mail
         context.log.debug("digest mail skipped", user_id=digest.user_id, reason=delivery.reason)
 
 
+def dry_run_plan(digests: list[Digest], day: dt.date) -> Iterator[str]:
+    """Yield each person's digest as a run would store and mail it, a line at a time."""
+    for digest in digests:
+        yield f"{digest.greeting_name} <{digest.email}>: {digest.title(day)}"
+        yield from (f"  {line}" for line in digest.text().splitlines()[2:])
+
+
 def work(context: RunContext) -> Outcome:
     """The job's work: find the items, build each person's digest, store and mail it.
 
@@ -304,10 +310,8 @@ def work(context: RunContext) -> Outcome:
     digests = build_digests(context, items)
     context.outcome.items = len(digests)
     if context.dry_run:
-        for digest in digests:
-            click.echo(f"{digest.greeting_name} <{digest.email}>: {digest.title(context.today)}")
-            click.echo("".join(f"  {line}\n" for line in digest.text().splitlines()[2:]), nl=False)
         details["would_notify_users"] = len(digests)
+        context.outcome.plan = dry_run_plan(digests, context.today)
         return context.outcome
     config = SmtpConfig.from_settings(context.settings)
     mailer = Mailer(config) if config else None

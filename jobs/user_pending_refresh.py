@@ -13,8 +13,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import click
-
 from jobs import USER_PENDING_REFRESH as SPEC
 from lib.cli import job_command, main
 from lib.clock import Periods, format_utc, periods_for
@@ -190,6 +188,11 @@ class Summary:
     def urgent(self) -> int:
         return self.by_priority["URGENT"]
 
+    def describe(self) -> str:
+        """One line for people: the user's total, overdue, urgent and level."""
+        level = workload_level(self.total, self.urgent, self.overdue)
+        return f"user {self.user_id}: total {self.total}, overdue {self.overdue}, urgent {self.urgent}, level {level}"
+
     def row(self, refreshed_at: str) -> dict[str, object]:
         """Return this summary as a user_pending_summaries row."""
         return {
@@ -303,11 +306,7 @@ def work(context: RunContext) -> Outcome:
     }
     context.checkpoint()
     if context.dry_run:
-        for summary in summaries.values():
-            click.echo(
-                f"user {summary.user_id}: total {summary.total}, overdue {summary.overdue}, urgent {summary.urgent}, "
-                f"level {workload_level(summary.total, summary.urgent, summary.overdue)}"
-            )
+        context.outcome.plan = (summary.describe() for summary in summaries.values())
         details["removed"] = 0
     else:
         details["removed"] = write_summaries(context, summaries)

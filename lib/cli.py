@@ -101,8 +101,32 @@ def main(command: click.Command) -> None:
     command.main(prog_name=command.name)
 
 
-def _verbose_from_argv() -> bool:
-    return any(argument in ("-v", "--verbose") for argument in sys.argv[1:])
+class _Bar:
+    """A click progress bar on standard error, as a job's Progress."""
+
+    shown = True
+
+    def __init__(self, label: str, total: int) -> None:
+        self._bar = click.progressbar(length=total, label=label, file=sys.stderr)
+
+    def __enter__(self) -> _Bar:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exception: Any) -> None:
+        self._bar.__exit__(*exception)
+
+    def update(self, steps: int) -> None:
+        self._bar.update(steps)
+
+
+def terminal_progress(label: str, total: int) -> Any:
+    """Return a progress bar on a terminal, and progress nobody sees elsewhere (cron, a pipe)."""
+    if sys.stderr.isatty():
+        return _Bar(label, total)
+    from lib.harness import NoProgress
+
+    return NoProgress()
 
 
 def plural(count: int, word: str) -> str:
@@ -110,23 +134,27 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' * (count != 1)}"
 
 
-def report_errors(program: str, verbose: Callable[[], bool] = _verbose_from_argv) -> Callable:
-    """Decorate a command body so that errors end as one plain line and the right exit code."""
+def report_errors(program: str) -> Callable:
+    """Decorate a command body so that errors end as one plain line and the right exit code.
+
+    The command's own -v/--verbose option (its `verbose` parameter) adds the traceback.
+    """
 
     def decorate(body: Callable) -> Callable:
         @functools.wraps(body)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verbose = bool(kwargs.get("verbose"))
             try:
                 return body(*args, **kwargs)
             except CasejobsError as error:
-                if verbose():
+                if verbose:
                     traceback.print_exc()
                 click.echo(f"{program}: error: {error}", err=True)
                 sys.exit(error.exit_code)
             except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
                 raise
             except Exception as error:
-                if verbose():
+                if verbose:
                     traceback.print_exc()
                 click.echo(f"{program}: error: {type(error).__name__}: {error} (run with -v for details)", err=True)
                 sys.exit(EXIT_FAILED)
@@ -208,6 +236,8 @@ def job_command(
             log_format=log_format,
             verbose=verbose,
             job_options=job_options,
+            show=click.echo,
+            progress=terminal_progress,
         )
         sys.exit(check_job_config(spec, options) if check_config else run_job(spec, options))
 

@@ -250,6 +250,10 @@ class Counters:
             self.requests += requests
             self.retries += retries
 
+    def figures(self) -> dict[str, int | bool]:
+        """The client's figures for the run's details."""
+        return {"requests": self.requests, "retries": self.retries, "breaker_tripped": self.breaker_tripped}
+
 
 class EcourtsClient:
     """Fetches cases from the aggregator: paced, retried with backoff and jitter, behind a breaker."""

@@ -23,10 +23,10 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
@@ -84,6 +84,8 @@ class RunOptions:
     log_format: str | None = None
     verbose: bool = False
     job_options: dict[str, Any] = field(default_factory=dict)
+    show: Callable[[str], None] = print  # how the command layer shows a dry run's plan, a line at a time
+    progress: Callable[[str, int], AbstractContextManager[Progress]] | None = None  # a bar, from the command layer
 
 
 @dataclass
@@ -103,6 +105,7 @@ class RunContext:
     log: Any
     item_delay_seconds: float = 0.0
     outcome: Outcome = field(default_factory=Outcome)
+    progress: Callable[[str, int], AbstractContextManager[Progress]] = field(default=lambda label, total: NoProgress())
 
     def bad_row(self, table: str, row_id: Any, reason: str) -> None:
         """Skip one bad row: count it, name it by id in the run's details, and log a warning."""
@@ -139,6 +142,29 @@ class RunContext:
 
 
 ROW_FAILURES = (sqlite3.Error, ValueError, TypeError, UnicodeError)
+
+
+class Progress(Protocol):
+    """What a job reports its progress to: the command layer shows it (a bar on a terminal), or not."""
+
+    shown: bool
+
+    def update(self, steps: int) -> None: ...
+
+
+class NoProgress(AbstractContextManager):
+    """Progress nobody watches (cron, a pipe)."""
+
+    shown = False
+
+    def __enter__(self) -> NoProgress:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        return None
+
+    def update(self, steps: int) -> None:
+        return None
 
 
 @dataclass
@@ -405,12 +431,16 @@ def _run_started(
         log=log,
         item_delay_seconds=settings.get("core.debug_item_delay_ms") / 1000,
     )
+    if options.progress is not None:
+        context.progress = options.progress
     monitor = Monitor(settings, spec.monitor_key, record.base["run_id"], log, dry_run=options.dry_run)
     run = Run(spec, options, settings, record, stopper, monitor, log)
     run.outcome = context.outcome  # what the work did so far is recorded however the run ends
     with run, time_limit(stop_flag, max_runtime):
         log.info("run started", trigger=options.trigger, dry_run=options.dry_run, max_runtime=max_runtime)
         run.outcome = spec.work(context) or context.outcome
+        for line in run.outcome.plan or ():  # a dry run's plan, read lazily while the database is open
+            options.show(line)
     return run.exit_code
 
 

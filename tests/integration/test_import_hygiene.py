@@ -21,7 +21,11 @@ def test_importing_loads_neither_the_simulator_nor_the_seeder(module: str) -> No
         "print(sorted(name for name in sys.modules if name in ('lib.ecourts_sim', 'lib.seed', 'http.server')))"
     )
     result = subprocess.run(
-        [sys.executable, "-P", "-c", probe], cwd=PROJECT, env={"PYTHONPATH": str(PROJECT)}, capture_output=True, text=True
+        [sys.executable, "-P", "-c", probe],
+        cwd=PROJECT,
+        env={"PYTHONPATH": str(PROJECT)},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
