@@ -271,11 +271,11 @@ def deliver(context: RunContext, digest: Digest, mailer: Mailer | None) -> Deliv
 def count_delivery(context: RunContext, digest: Digest, delivery: Delivery, mailer: Mailer | None) -> None:
     """Add one person's delivery to the run's figures; a refused login is said once, not per digest."""
     details = context.outcome.details
-    details["notified_users"] += delivery.stored
+    context.outcome.add("notified_users", int(delivery.stored))
     if delivery.email_status == "SENT":
-        details["emails_sent"] += 1
+        context.outcome.add("emails_sent")
     elif delivery.email_status == "FAILED":
-        details["emails_failed"] += 1
+        context.outcome.add("emails_failed")
         context.outcome.errors += 1
         if mailer is not None and mailer.login_refused:
             if "mail_error" not in details:
