@@ -134,3 +134,16 @@ def fresh_copy(tmp_path: Path) -> Path:
     # The locked virtualenv (make venv's), even under make test-lowest: the copy is a clone that ran make venv.
     (copy / ".venv").symlink_to(PROJECT / ".venv")
     return copy
+
+
+@pytest.fixture
+def user_crontab() -> Iterator[None]:
+    """This user's real crontab, put back as it was after the test."""
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    try:
+        yield
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True, check=False)

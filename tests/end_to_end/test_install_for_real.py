@@ -8,7 +8,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,19 +75,6 @@ def test_make_clean_removes_the_virtualenv_and_the_demo_but_never_a_home(fresh_c
     assert not (fresh_copy / ".venv").exists() and not (fresh_copy / "demo").exists()
     assert package.read_bytes() == b"a firm's backup" and ledger.read_text() == '{"v": 1}\n'
     assert (PROJECT / ".venv" / "bin" / "python").exists()  # only the link went, never what it points at
-
-
-@pytest.fixture
-def user_crontab() -> Iterator[None]:
-    """This user's real crontab, put back as it was after the test."""
-    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
-    try:
-        yield
-    finally:
-        if saved.returncode == 0:
-            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
-        else:
-            subprocess.run(["crontab", "-r"], capture_output=True, check=False)
 
 
 def firm_database(path: Path) -> Path:

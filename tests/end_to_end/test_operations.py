@@ -32,19 +32,6 @@ def crontab_text() -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-@pytest.fixture
-def user_crontab() -> Iterator[None]:
-    """The real crontab of this user, put back as it was after the test."""
-    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
-    try:
-        yield
-    finally:
-        if saved.returncode == 0:
-            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
-        else:
-            subprocess.run(["crontab", "-r"], capture_output=True, check=False)
-
-
 @needs_crontab
 def test_install_keeps_foreign_lines_and_uninstall_restores_them_byte_for_byte(home: Path, user_crontab) -> None:
     subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
