@@ -227,7 +227,10 @@ def write_crontab(text: str) -> None:
 
 def split_block(text: str) -> tuple[list[str], list[str] | None, list[str]]:
     """Given a crontab, return (lines before our block, the block or None, lines after it)."""
-    lines = text.splitlines()
+    # Split on newlines only: str.splitlines() would also break a foreign line at a form feed or U+2028.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     starts = [number for number, line in enumerate(lines) if line.startswith(BEGIN)]
     if not starts:
         return lines, None, []

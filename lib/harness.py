@@ -400,6 +400,8 @@ def classify(error: BaseException | None, outcome: Outcome, stop_flag: StopFlag)
         return _Ending(_stop_status(reason), _stop_exit(reason), _stop_error(reason), outcome)
     if isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error):
         return _Ending("failed", EXIT_FAILED, str(DatabaseBusy()), outcome)
+    if isinstance(error, ConfigError):  # a setting found wrong only while working: still a configuration error
+        return _Ending("config", EXIT_CONFIG, str(error), outcome)
     if isinstance(error, CasejobsError):
         return _Ending("failed", EXIT_FAILED, str(error), outcome)
     return _Ending("failed", EXIT_FAILED, f"{type(error).__name__}: {error}", outcome)

@@ -41,7 +41,7 @@ def clean_name(name: str | None) -> str:
 
 def is_mail_address(address: str | None) -> bool:
     """True for an address we can put in a header as it is: local@domain, no spaces or control characters."""
-    return bool(address) and len(address) <= 254 and ADDRESS.match(address) is not None
+    return bool(address) and len(address) <= 254 and ADDRESS.fullmatch(address) is not None
 
 
 @dataclass(frozen=True)

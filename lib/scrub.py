@@ -30,7 +30,9 @@ def spellings(secret: str) -> set[str]:
         urllib.parse.quote(secret, safe=""),
         urllib.parse.quote_plus(secret),
         html.escape(secret),
+        html.escape(secret).replace("&#x27;", "&#39;"),  # MarkupSafe and Jinja write ' this way
         json.dumps(secret)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode escapes every /
     }
 
 

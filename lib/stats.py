@@ -35,8 +35,9 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime | None:
     try:
         if match:
             amount, unit = int(match.group(1)), match.group(2)
-            span = dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
-            moment = now - span if span < now - EARLIEST else EARLIEST
+            minutes = amount * {"d": 1440, "h": 60, "m": 1}[unit]
+            reach = (now - EARLIEST).total_seconds() / 60
+            moment = now - dt.timedelta(minutes=minutes) if minutes < reach else EARLIEST  # beyond 2000: everything
         elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), IST).astimezone(UTC)
         else:

@@ -82,3 +82,8 @@ def wait_for_log_event(process: subprocess.Popen[str], event: str, timeout: floa
         if record.get("event") == event:
             return record
     raise AssertionError(f"no {event!r} log line")
+
+
+def dead_pid() -> int:
+    """A pid no process can have: the kernel's own limit (Linux)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text())
