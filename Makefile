@@ -53,6 +53,9 @@ test-lowest: venv  ## the suite against the lowest versions pyproject.toml allow
 	    print("lowest:", " ".join(lowest)); sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", *lowest]))'
 	CASEJOBS_VENV=$(CURDIR)/$(LOWEST) $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
 
+test-install: venv  ## pip install the project into a fresh virtualenv and run each console script (CI runs it)
+	CASEJOBS_INSTALL_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/install
+
 format: venv  ## reformat the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .

@@ -331,5 +331,11 @@ def settle(context: RunContext, candidate: Candidate, future: concurrent.futures
 
 command = job_command(SPEC)
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """The console script of this job (pyproject.toml): the same as bin/<script>."""
     main(command)
+
+
+if __name__ == "__main__":
+    run()

@@ -265,5 +265,10 @@ def restore_command(package: str, target: str, force: bool, verbose: bool) -> No
 command = job_command(SPEC, subcommands=(verify_command, restore_command))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script of this job (pyproject.toml): the same as bin/<script>."""
     main(command)
+
+
+if __name__ == "__main__":
+    run()

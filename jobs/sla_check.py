@@ -330,5 +330,11 @@ def work(context: RunContext) -> Outcome:
 
 command = job_command(SPEC)
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """The console script of this job (pyproject.toml): the same as bin/<script>."""
     main(command)
+
+
+if __name__ == "__main__":
+    run()

@@ -189,6 +189,12 @@ def common_job_options(command: Callable) -> Callable:
         ),
         click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors."),
         click.option(
+            "--log-file",
+            is_flag=True,
+            help="Write log lines to $CASEJOBS_HOME/log/<job>.log, rotated by size, not to standard error "
+            "(what Windows tasks use: Task Scheduler keeps no output).",
+        ),
+        click.option(
             "--check-config",
             is_flag=True,
             help="Check the settings this job needs, as this environment gives them; print JSON; "
@@ -221,6 +227,7 @@ def job_command(
         log_format: str | None,
         verbose: bool,
         check_config: bool,
+        log_file: bool,
         **job_options: Any,
     ) -> None:
         if click.get_current_context().invoked_subcommand:
@@ -238,6 +245,7 @@ def job_command(
             job_options=job_options,
             show=click.echo,
             progress=terminal_progress,
+            log_file=log_file,
         )
         sys.exit(check_job_config(spec, options) if check_config else run_job(spec, options))
 

@@ -26,7 +26,7 @@ from lib.clock import IST
 from lib.errors import CasejobsError, ConfigError
 from lib.home import umask_for_cron
 from lib.schedule import LAUNCHER, Entry
-from lib.settings import PROJECT_ROOT
+from lib.settings import launcher
 
 BEGIN = "# BEGIN casejobs"
 END = "# END casejobs"
@@ -198,7 +198,7 @@ def plan_block(
         command = _command(LAUNCHER, environment, log_folder, entry.script, entry.script, "--trigger", "cron")
         for expression in cron_lines_for(entry, None if use_cron_tz else zone, year):
             lines.append(f"{expression} {command}")
-    catch_up = _command(PROJECT_ROOT / "bin" / "jobctl", environment, log_folder, "catch-up", "catch-up")
+    catch_up = _command(launcher("jobctl"), environment, log_folder, "catch-up", "catch-up")
     lines.append(f"@reboot {catch_up}")
     lines.append(f"{CATCH_UP_MINUTE} * * * * {catch_up}")
     lines.append(END)

@@ -12,6 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from lib.errors import CasejobsError
+from lib.platforms import LOGON_TYPES, kill_limit, task_name, windows_launcher
 from lib.schedule import Entry
 
 
@@ -40,19 +41,31 @@ def on_calendar(entry: Entry) -> str:
 
 
 def systemd_units(
-    entries: list[Entry], project: Path, home: Path, user: str, environment: dict[str, str] | None = None
+    entries: list[Entry],
+    launcher: Path,
+    home: Path,
+    user: str,
+    environment: dict[str, str] | None = None,
+    limits: dict[str, int] | None = None,
 ) -> dict[str, str]:
-    """Return a .service and a .timer per job, by file name; the services run as user, never root."""
+    """Return a .service and a .timer per job, by file name; the services run as user.
+
+    TimeoutStartSec (the limit a Type=oneshot service has) is the job's own
+    time limit plus a margin, so the job stops itself and records `timeout`
+    before systemd kills it.
+    """
     units = {}
     variables = {"CASEJOBS_HOME": str(home), **(environment or {})}
     lines = "".join(f"Environment={key}={value}\n" for key, value in variables.items())
     for entry in entries:
         name = f"casejobs-{entry.script}"
+        limit = (limits or {}).get(entry.job, entry.spec.time_limit)
         units[f"{name}.service"] = (
             f"[Unit]\nDescription=casejobs {entry.job}\n\n"
             f"[Service]\nType=oneshot\nUser={user}\nUMask=0077\n{lines}"
-            f"ExecStart={project / 'bin' / 'run-job'} {entry.script} --trigger cron\n"
-            # The harness turns SIGTERM into a stop at the next item: give it time to get there.
+            f"ExecStart={launcher} {entry.script} --trigger cron\n"
+            f"TimeoutStartSec={kill_limit(limit)}\n"
+            # The harness turns SIGTERM into a stop within a second: give it time to record it.
             "KillMode=mixed\nTimeoutStopSec=120\n"
         )
         units[f"{name}.timer"] = (
@@ -85,32 +98,48 @@ def _windows_trigger(entry: Entry) -> str:
     )
 
 
-def windows_task(entry: Entry, project_windows: str) -> bytes:
-    """Return the Task Scheduler XML of one job, UTF-16 with a byte-order mark."""
-    python = f"{project_windows}\\.venv\\Scripts\\python.exe"
-    module = entry.spec.module
+def windows_task(entry: Entry, install: str, user: str, logon: str = "s4u", limit: int | None = None) -> bytes:
+    """Return the Task Scheduler XML of one job, UTF-16 with a byte-order mark.
+
+    The task starts the console script casejobs-run-job.exe of the install
+    (with --log-file: Task Scheduler keeps no output), as user, whether or not
+    anyone is logged on (logon S4U: no password stored, no window, no access
+    to network shares; or Password, for an off-site folder on a share), with
+    the least privilege, hidden; it is killed only a margin after the job's
+    own time limit.
+    """
+    launcher = windows_launcher(install)
+    kill = kill_limit(limit or entry.spec.time_limit)
     xml = f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
   <RegistrationInfo>
     <Description>casejobs {escape(entry.job)}: {escape(entry.expression)} in India Standard Time</Description>
-    <URI>\\casejobs\\{escape(entry.job)}</URI>
+    <URI>{escape(task_name(entry.job))}</URI>
   </RegistrationInfo>
   <Triggers>
     {_windows_trigger(entry)}
   </Triggers>
+  <Principals>
+    <Principal id="Author">
+      <UserId>{escape(user)}</UserId>
+      <LogonType>{LOGON_TYPES[logon]}</LogonType>
+      <RunLevel>LeastPrivilege</RunLevel>
+    </Principal>
+  </Principals>
   <Settings>
     <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
     <StartWhenAvailable>true</StartWhenAvailable>
-    <ExecutionTimeLimit>PT{entry.spec.time_limit}S</ExecutionTimeLimit>
+    <ExecutionTimeLimit>PT{kill}S</ExecutionTimeLimit>
+    <Hidden>true</Hidden>
     <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
     <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
     <Enabled>true</Enabled>
   </Settings>
   <Actions Context="Author">
     <Exec>
-      <Command>{escape(python)}</Command>
-      <Arguments>-m {module} --trigger cron</Arguments>
-      <WorkingDirectory>{escape(project_windows)}</WorkingDirectory>
+      <Command>{escape(str(launcher))}</Command>
+      <Arguments>{escape(entry.script)} --trigger cron --log-file</Arguments>
+      <WorkingDirectory>{escape(str(launcher.parent))}</WorkingDirectory>
     </Exec>
   </Actions>
 </Task>
@@ -118,8 +147,9 @@ def windows_task(entry: Entry, project_windows: str) -> bytes:
     return "\ufeff".encode("utf-16-le") + xml.encode("utf-16-le")
 
 
-def kubernetes_cronjob(entry: Entry, image: str) -> str:
-    """Return a CronJob manifest of one job (YAML)."""
+def kubernetes_cronjob(entry: Entry, image: str, limit: int | None = None) -> str:
+    """Return a CronJob manifest of one job (YAML); activeDeadlineSeconds kills it only a margin after
+    the job's own time limit."""
     _, hour = _fields(entry)
     deadline = 240 if hour == "*" else 3600  # a late start is still worth it within this many seconds
     name = f"casejobs-{entry.script}"
@@ -139,6 +169,7 @@ spec:
   jobTemplate:
     spec:
       backoffLimit: 0
+      activeDeadlineSeconds: {kill_limit(limit or entry.spec.time_limit)}
       template:
         spec:
           restartPolicy: Never

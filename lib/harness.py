@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import sys
 import time
 import traceback
 import uuid
@@ -86,6 +87,7 @@ class RunOptions:
     job_options: dict[str, Any] = field(default_factory=dict)
     show: Callable[[str], None] = print  # how the command layer shows a dry run's plan, a line at a time
     progress: Callable[[str, int], AbstractContextManager[Progress]] | None = None  # a bar, from the command layer
+    log_file: bool = False  # log to $CASEJOBS_HOME/log/<script>.log (rotated) instead of standard error
 
 
 @dataclass
@@ -297,7 +299,9 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
     except ConfigError as error:
         record_configuration_error(spec.name, options, error, settings)
         raise
-    configure_logging(settings.get("core.log_format"), options.verbose, settings.secret_values())
+    configure_logging(
+        settings.get("core.log_format"), options.verbose, settings.secret_values(), _log_file(home, spec, options)
+    )
     record = RunRecord(home, spec.name, options.trigger, options.dry_run, settings.now, new_run_id())
     bind_run(spec.name, record.base["run_id"])
     log = get_logger()
@@ -341,6 +345,14 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
             lock.release()
     finally:
         database.close()
+
+
+def _log_file(home: Path, spec: JobSpec, options: RunOptions) -> Path | None:
+    """The job's own log file, when asked for or when no console exists (pythonw has no standard error)."""
+    if not options.log_file and sys.__stderr__ is not None:
+        return None
+    make_folder(home / "log")
+    return home / "log" / f"{spec.script}.log"
 
 
 def _slot_done_by(home: Path, spec: JobSpec, now: dt.datetime) -> str | None:

@@ -8,10 +8,12 @@ passwords from the settings) is scrubbed from every string.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -42,14 +44,47 @@ class SecretScrubber:
         return event
 
 
+LOG_FILE_BYTES = 10 << 20  # a log file is rotated at this size...
+LOG_FILE_KEEP = 5  # ...keeping this many older ones (<job>.log.1 ... .5): Windows has no logrotate
+
+
+class RotatingLogFile:
+    """A log file the job rotates itself, by size: what structlog writes to when no console watches.
+
+    The rotation is the standard library's (logging.handlers.RotatingFileHandler);
+    the files keep the home's modes (0600, or 0640 with CASEJOBS_HOME_GROUP).
+    """
+
+    def __init__(self, path: Path, max_bytes: int = LOG_FILE_BYTES, keep: int = LOG_FILE_KEEP) -> None:
+        from lib.home import make_file
+
+        class _Handler(logging.handlers.RotatingFileHandler):
+            def _open(self) -> Any:
+                stream = super()._open()
+                make_file(Path(self.baseFilename))
+                return stream
+
+        self.handler = _Handler(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def write(self, text: str) -> None:
+        message = text.rstrip("\n")
+        if message:
+            self.handler.emit(logging.makeLogRecord({"msg": message, "levelno": logging.INFO}))
+
+    def flush(self) -> None:
+        self.handler.flush()
+
+
 def configure_logging(
-    log_format: str = "auto", verbose: bool = False, secret_values: Iterable[str] = ()
+    log_format: str = "auto", verbose: bool = False, secret_values: Iterable[str] = (), log_file: Path | None = None
 ) -> SecretScrubber:
-    """Configure structlog for this process, writing to standard error; return the scrubber.
+    """Configure structlog for this process, writing to standard error (or to log_file, rotated, as JSON
+    lines); return the scrubber.
 
     log_format: auto (console on a terminal, JSON otherwise), json or console.
     """
-    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    use_console = log_file is None and (log_format == "console" or (log_format == "auto" and sys.stderr.isatty()))
     scrubber = SecretScrubber(secret_values)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -68,7 +103,7 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=RotatingLogFile(log_file) if log_file else sys.stderr),
         cache_logger_on_first_use=False,
     )
     return scrubber

@@ -17,13 +17,13 @@ from cronsim import CronSim, CronSimError
 
 from lib.clock import IST
 from lib.errors import ConfigError
-from lib.settings import PROJECT_ROOT
+from lib.settings import launcher, resource
 
 if TYPE_CHECKING:
     from lib.jobspec import JobSpec, Registry
 
-CRONTAB_PATH = PROJECT_ROOT / "crontab.ist"
-LAUNCHER = PROJECT_ROOT / "bin" / "run-job"  # starts any registered job: bin/run-job daily-sync
+CRONTAB_PATH = resource("crontab.ist")
+LAUNCHER = launcher("run-job")  # starts any registered job: bin/run-job daily-sync
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -30,8 +31,29 @@ from typing import Any
 
 from lib.clock import now_utc
 from lib.errors import ConfigError
+from lib.platforms import default_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IS_CLONE = (PROJECT_ROOT / "bin" / "_python").exists()  # run from the project folder, not an installed copy
+SHARED_DATA = Path(sys.prefix) / "share" / "casejobs"  # where an installed copy keeps crontab.ist and the lock
+
+
+def resource(name: str) -> Path:
+    """Return a project file read at run time (crontab.ist, requirements.lock): beside the code in a clone,
+    under <virtualenv>/share/casejobs in an installed copy (pyproject.toml's data-files)."""
+    here = PROJECT_ROOT / name
+    return here if here.exists() or IS_CLONE else SHARED_DATA / name
+
+
+def launcher(command: str) -> Path:
+    """Return the program that starts a casejobs command (run-job, jobctl): bin/<command> in a clone, the
+    console script casejobs-<command> beside this Python in an installed copy."""
+    if IS_CLONE:
+        return PROJECT_ROOT / "bin" / command
+    suffix = ".exe" if os.name == "nt" else ""
+    return Path(sys.executable).parent / f"casejobs-{command}{suffix}"
+
+
 CONFIG_FILE_NAME = "casejobs.toml"
 SIMULATOR_URL = "sim://"
 
@@ -405,7 +427,7 @@ def home_of(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
     """
     environ = os.environ if environ is None else environ
     given = (options or {}).get("core.home") or environ.get("CASEJOBS_HOME") or None
-    home = Path(str(given)).expanduser() if given else PROJECT_ROOT / "var"
+    home = Path(str(given)).expanduser() if given else Path(default_home(PROJECT_ROOT, environ=environ))
     return home if home.is_absolute() else home.absolute()
 
 

@@ -30,9 +30,9 @@ from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
 from lib.migration import inspect
 from lib.schedule import Entry
 from lib.schema import SCHEMA_VERSION
-from lib.settings import PROJECT_ROOT, Settings, all_settings
+from lib.settings import Settings, all_settings, resource
 
-LOCK_FILE = PROJECT_ROOT / "requirements.lock"
+LOCK_FILE = resource("requirements.lock")
 STATUS_WORDS = {OK: "ok", WARNING: "warning", CRITICAL: "fail"}
 
 

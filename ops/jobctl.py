@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,9 @@ from lib.migration import copy_before_migrating, inspect, migrate_all
 from lib.scales import SCALES
 from lib.schedule import LAUNCHER
 from lib.schema import SCHEMA_VERSION
-from lib.settings import PROJECT_ROOT, load_settings
+from lib.settings import load_settings
 from lib.stats import run_summary
-from ops import doctor
+from ops import doctor, windows
 
 
 @click.group(name="jobctl", context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,8 +158,36 @@ def _job_or_usage(job: str) -> JobSpec:
     return spec
 
 
+WINDOWS_OPTIONS = (
+    click.option(
+        "--scheduler",
+        type=click.Choice(("cron", "windows")),
+        default="cron",
+        show_default=True,
+        help="cron (your crontab) or windows (Task Scheduler, with schtasks).",
+    ),
+    click.option("--windows-user", default=getpass.getuser, show_default="you", help="The account the tasks run as."),
+    click.option(
+        "--windows-logon",
+        type=click.Choice(("s4u", "password")),
+        default="s4u",
+        show_default=True,
+        help="s4u: no password stored, no network shares; password: asks for it once, reaches shares.",
+    ),
+    click.option(
+        "--windows-project", help="The install folder on Windows (holding .venv) [default: this one on Windows]."
+    ),
+)
+
+
+def windows_options(command: Callable) -> Callable:
+    for option in reversed(WINDOWS_OPTIONS):
+        command = option(command)
+    return command
+
+
 @jobctl.command(name="install")
-@click.option("--dry-run", is_flag=True, help="Print the exact block, change nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the exact block (or schtasks commands), change nothing.")
 @click.option("--host-tz", help="The zone cron keeps time in [default: this host's].")
 @click.option("--cron-flavor", type=click.Choice(crontab.FLAVORS), help="The cron daemon [default: detected].")
 @click.option(
@@ -166,10 +195,19 @@ def _job_or_usage(job: str) -> JobSpec:
     is_flag=True,
     help="Copy the settings that reach this shell but not cron into the config file (mode 0600), then install.",
 )
+@windows_options
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl install")
 def install_command(
-    dry_run: bool, host_tz: str | None, cron_flavor: str | None, write_config: bool, verbose: bool
+    dry_run: bool,
+    host_tz: str | None,
+    cron_flavor: str | None,
+    write_config: bool,
+    scheduler: str,
+    windows_user: str,
+    windows_logon: str,
+    windows_project: str | None,
+    verbose: bool,
 ) -> None:
     """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing).
 
@@ -179,6 +217,11 @@ def install_command(
     """
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
+    if scheduler == "windows":
+        windows.install_tasks(settings, dry_run, windows_project, windows_user, windows_logon, click.echo)
+        if not dry_run and installed_at(settings.home) is None:
+            mark_installed(settings.home, settings.now())
+        return
     plan = crontab.plan_block(settings.home, REGISTRY.entries(), cron_flavor, host_tz, settings.now())
     if dry_run:
         click.echo("\n".join(plan.lines))
@@ -251,14 +294,25 @@ def doctor_command(probe: bool, as_json: bool, verbose: bool) -> None:
 @jobctl.command(name="uninstall")
 @click.option("--wait", "wait_for_jobs", is_flag=True, help="Then wait for running jobs to finish.")
 @click.option("--stop", "stop_jobs", is_flag=True, help="Then send running jobs SIGTERM (they finish their item).")
+@click.option(
+    "--scheduler",
+    type=click.Choice(("cron", "windows")),
+    default="cron",
+    show_default=True,
+    help="Where to remove from.",
+)
+@click.option("--dry-run", is_flag=True, help="With --scheduler windows: print the schtasks commands only.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl uninstall")
-def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, verbose: bool) -> None:
-    """Remove the casejobs block from your crontab; every other line stays as it was."""
+def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, scheduler: str, dry_run: bool, verbose: bool) -> None:
+    """Remove the casejobs block from your crontab (every other line stays as it was), or the Windows tasks."""
     if wait_for_jobs and stop_jobs:
         raise UsageError("give --wait or --stop, not both")
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
+    if scheduler == "windows":
+        windows.uninstall_tasks(dry_run, click.echo)
+        return
     current = crontab.read_crontab()
     if crontab.installed_block(current) is None:
         click.echo("no casejobs block in the crontab")
@@ -400,16 +454,25 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
     "--out", type=click.Path(file_okay=False), help="Folder to write to [default: $CASEJOBS_HOME/export/FORMAT]."
 )
 @click.option(
-    "--windows-project", default="C:\\casejobs", show_default=True, help="The project folder on the Windows host."
+    "--windows-project", help="The install folder on the Windows host (holding .venv) [default: C:\\casejobs]."
+)
+@click.option(
+    "--windows-logon", type=click.Choice(("s4u", "password")), default="s4u", show_default=True, help="Task logon."
 )
 @click.option("--image", default="casejobs:latest", show_default=True, help="The container image (k8s).")
 @click.option(
-    "--user", default=getpass.getuser, show_default="you", help="The account the jobs run as (systemd User=)."
+    "--user", default=getpass.getuser, show_default="you", help="The account the jobs run as (systemd, Windows)."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl export")
 def export_command(
-    export_format: str, out: str | None, windows_project: str, image: str, user: str, verbose: bool
+    export_format: str,
+    out: str | None,
+    windows_project: str | None,
+    windows_logon: str,
+    image: str,
+    user: str,
+    verbose: bool,
 ) -> None:
     """Write the schedule for systemd timers, Windows Task Scheduler or Kubernetes, from crontab.ist."""
     settings = load_settings()
@@ -417,14 +480,18 @@ def export_command(
     folder = Path(out) if out else settings.home / "export" / export_format
     entries = REGISTRY.entries()
     files: dict[str, bytes] = {}
+    limits = windows.job_limits(settings)
     if export_format == "systemd":
         passed = {name: os.environ[name] for name in ("CASEJOBS_DB", "CASEJOBS_CONFIG") if os.environ.get(name)}
-        units = export.systemd_units(entries, PROJECT_ROOT, settings.home, user, passed)
+        units = export.systemd_units(entries, LAUNCHER, settings.home, user, passed, limits)
         files = {name: text.encode() for name, text in units.items()}
     elif export_format == "windows":
-        files = {f"casejobs-{entry.script}.xml": export.windows_task(entry, windows_project) for entry in entries}
+        files = windows.task_xml(settings, windows_project, user, windows_logon)
     else:
-        files = {f"casejobs-{entry.script}.yaml": export.kubernetes_cronjob(entry, image).encode() for entry in entries}
+        files = {
+            f"casejobs-{entry.script}.yaml": export.kubernetes_cronjob(entry, image, limits[entry.job]).encode()
+            for entry in entries
+        }
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         temporary = folder / f".{name}.tmp"
@@ -433,5 +500,10 @@ def export_command(
     click.echo(f"wrote {len(files)} files to {folder}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script casejobs-jobctl (pyproject.toml): the same as bin/jobctl."""
     main(jobctl)
+
+
+if __name__ == "__main__":
+    run()

@@ -115,5 +115,10 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
     click.echo(json.dumps(summary, indent=2) if as_json else render_text(summary), nl=as_json)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The console script casejobs-jobstats (pyproject.toml): the same as bin/jobstats."""
     main(jobstats)
+
+
+if __name__ == "__main__":
+    run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobs import REGISTRY
 from tests.builders import Dataset
 from tests.conftest import BIN, run_script, start_script
 from tests.helpers import ledger_lines, wait_for_log_event
@@ -121,6 +123,81 @@ def test_export_windows_tasks_are_utf16_xml_pinned_to_ist(home: Path, tmp_path: 
     assert refresh.find("t:Triggers/t:CalendarTrigger/t:Repetition/t:Interval", namespace).text == "PT5M"
     backup = ElementTree.fromstring((tmp_path / "casejobs-nightly-backup.xml").read_bytes().decode("utf-16"))
     assert backup.find("t:Triggers/t:CalendarTrigger/t:StartBoundary", namespace).text == "2026-01-01T23:30:00+05:30"
+
+
+def exported(home: Path, tmp_path: Path, export_format: str, *arguments: str, **environment: str) -> Path:
+    folder = tmp_path / export_format
+    result = run_script(
+        "jobctl", "export", "--format", export_format, "--out", str(folder), *arguments, home=home, **environment
+    )
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def kill_limits(home: Path, tmp_path: Path, **environment: str) -> dict[str, dict[str, int]]:
+    """Each target's kill limit for each job, read back from the exported files (seconds)."""
+    namespace = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    limits: dict[str, dict[str, int]] = {"systemd": {}, "windows": {}, "k8s": {}}
+    for spec in REGISTRY:
+        service = (exported(home, tmp_path, "systemd", **environment) / f"casejobs-{spec.script}.service").read_text()
+        limits["systemd"][spec.name] = int(re.search(r"^TimeoutStartSec=(\d+)$", service, flags=re.M).group(1))
+        task = ElementTree.fromstring(
+            (exported(home, tmp_path, "windows", **environment) / f"casejobs-{spec.script}.xml")
+            .read_bytes()
+            .decode("utf-16")
+        )
+        text = task.find("t:Settings/t:ExecutionTimeLimit", namespace).text
+        limits["windows"][spec.name] = int(re.fullmatch(r"PT(\d+)S", text).group(1))
+        manifest = yaml.safe_load(
+            (exported(home, tmp_path, "k8s", **environment) / f"casejobs-{spec.script}.yaml").read_text()
+        )
+        limits["k8s"][spec.name] = manifest["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    return limits
+
+
+def test_every_scheduler_kills_a_job_only_after_it_stopped_itself(home: Path, tmp_path: Path) -> None:
+    for target, by_job in kill_limits(home, tmp_path).items():
+        for spec in REGISTRY:
+            assert spec.time_limit + 60 <= by_job[spec.name], (target, spec.name)
+    overridden = kill_limits(home, tmp_path / "override", CASEJOBS_MAX_RUNTIME="20000")
+    assert all(limit > 20000 for by_job in overridden.values() for limit in by_job.values())
+
+
+def test_windows_tasks_run_hidden_as_the_account_without_anyone_logged_on(home: Path, tmp_path: Path) -> None:
+    folder = exported(home, tmp_path, "windows", "--user", "FIRM\\casejobs", "--windows-project", "D:\\casejobs")
+    namespace = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    for spec in REGISTRY:
+        data = (folder / f"casejobs-{spec.script}.xml").read_bytes()
+        assert data.startswith(b"\xff\xfe")
+        task = ElementTree.fromstring(data.decode("utf-16"))
+        assert task.find("t:Principals/t:Principal/t:UserId", namespace).text == "FIRM\\casejobs"
+        assert task.find("t:Principals/t:Principal/t:LogonType", namespace).text == "S4U"
+        assert task.find("t:Principals/t:Principal/t:RunLevel", namespace).text == "LeastPrivilege"
+        assert task.find("t:Settings/t:Hidden", namespace).text == "true"
+        assert (
+            task.find("t:Actions/t:Exec/t:Command", namespace).text
+            == "D:\\casejobs\\.venv\\Scripts\\casejobs-run-job.exe"
+        )
+        assert task.find("t:Actions/t:Exec/t:Arguments", namespace).text == f"{spec.script} --trigger cron --log-file"
+    password = exported(home, tmp_path / "password", "windows", "--windows-logon", "password")
+    task = ElementTree.fromstring((password / "casejobs-daily-sync.xml").read_bytes().decode("utf-16"))
+    assert task.find("t:Principals/t:Principal/t:LogonType", namespace).text == "Password"
+
+
+def test_install_on_windows_dry_run_prints_one_schtasks_per_job(home: Path) -> None:
+    result = run_script("jobctl", "install", "--scheduler", "windows", "--dry-run", home=home)
+    refused = run_script("jobctl", "install", "--scheduler", "windows", home=home)
+    removal = run_script("jobctl", "uninstall", "--scheduler", "windows", "--dry-run", home=home)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"schtasks /Create /XML {home / 'export' / 'windows' / f'casejobs-{spec.script}.xml'} /TN \\casejobs\\{spec.name} /F"
+        for spec in REGISTRY
+    ]
+    assert not (home / "export").exists()  # a dry run writes nothing
+    assert refused.returncode == 2 and "only Windows has" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert removal.stdout.splitlines() == [f"schtasks /Delete /TN \\casejobs\\{spec.name} /F" for spec in REGISTRY]
 
 
 def test_export_kubernetes_cronjobs(home: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ ENTRIES = {entry.script: entry for entry in REGISTRY.entries()}
 def units() -> dict[str, str]:
     return systemd_units(
         list(ENTRIES.values()),
-        Path("/opt/casejobs"),
+        Path("/opt/casejobs/bin/run-job"),
         Path("/srv/casejobs"),
         "firm",
         {"CASEJOBS_DB": "/srv/app/firm.db"},
@@ -28,7 +28,7 @@ def units() -> dict[str, str]:
 
 
 def task_xml(script: str, project: str = "C:\\casejobs") -> ElementTree.Element:
-    return ElementTree.fromstring(windows_task(ENTRIES[script], project))
+    return ElementTree.fromstring(windows_task(ENTRIES[script], project, "FIRM\\asha"))
 
 
 def test_systemd_gets_a_service_and_a_timer_per_job() -> None:
@@ -62,7 +62,7 @@ def test_a_timer_keeps_indias_time_and_catches_up_after_downtime(script: str, ca
 
 
 def test_a_windows_task_is_utf16_with_a_byte_order_mark_and_says_so() -> None:
-    data = windows_task(ENTRIES["daily-sync"], "C:\\casejobs")
+    data = windows_task(ENTRIES["daily-sync"], "C:\\casejobs", "FIRM\\asha")
     assert data.startswith(b"\xff\xfe")
     text = data.decode("utf-16")
     assert text.startswith('<?xml version="1.0" encoding="UTF-16"?>')
@@ -78,7 +78,7 @@ def test_a_daily_windows_task_starts_at_its_ist_time_pinned_to_plus_05_30() -> N
     assert settings is not None
     assert settings.findtext(f"{TASK}MultipleInstancesPolicy") == "IgnoreNew"
     assert settings.findtext(f"{TASK}StartWhenAvailable") == "true"
-    assert settings.findtext(f"{TASK}ExecutionTimeLimit") == "PT10800S"
+    assert settings.findtext(f"{TASK}ExecutionTimeLimit") == "PT11880S"  # its 3 h, and a tenth more
 
 
 def test_the_every_five_minutes_task_repeats_every_five_minutes_all_day() -> None:
@@ -89,13 +89,13 @@ def test_the_every_five_minutes_task_repeats_every_five_minutes_all_day() -> Non
     assert trigger.findtext(f"{TASK}Repetition/{TASK}Duration") == "P1D"
 
 
-def test_a_windows_task_runs_the_jobs_module_and_escapes_the_project_path() -> None:
+def test_a_windows_task_runs_the_console_script_and_escapes_the_project_path() -> None:
     project = "C:\\Firm <Legal> & Co\\casejobs"
     action = task_xml("sla-check", project).find(f"{TASK}Actions/{TASK}Exec")
     assert action is not None
-    assert action.findtext(f"{TASK}Command") == project + "\\.venv\\Scripts\\python.exe"
-    assert action.findtext(f"{TASK}Arguments") == "-m jobs.sla_check --trigger cron"
-    assert action.findtext(f"{TASK}WorkingDirectory") == project
+    assert action.findtext(f"{TASK}Command") == project + "\\.venv\\Scripts\\casejobs-run-job.exe"
+    assert action.findtext(f"{TASK}Arguments") == "sla-check --trigger cron --log-file"
+    assert action.findtext(f"{TASK}WorkingDirectory") == project + "\\.venv\\Scripts"
 
 
 @pytest.mark.parametrize(("script", "deadline"), [("daily-sync", 3600), ("user-pending-refresh", 240)])
@@ -128,4 +128,4 @@ def test_a_schedule_none_of_them_can_express_is_refused(expression: str, message
         on_calendar(odd)
     assert str(refused.value) == message
     with pytest.raises(CasejobsError):
-        windows_task(odd, "C:\\casejobs")
+        windows_task(odd, "C:\\casejobs", "FIRM\\asha")

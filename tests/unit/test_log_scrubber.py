@@ -23,3 +23,18 @@ def test_json_lines_carry_the_bound_run(capsys) -> None:
     record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert (record["job"], record["run_id"], record["event"]) == ("slaCheck", "run-1", "sent")
     assert "tok_live_123" not in json.dumps(record)
+
+
+def test_a_log_file_is_rotated_by_size_and_kept_private(tmp_path) -> None:
+    from lib.log import RotatingLogFile
+
+    path = tmp_path / "daily-sync.log"
+    log = RotatingLogFile(path, max_bytes=200, keep=2)
+    for number in range(30):
+        log.write(f'{{"event": "line {number:02d}", "padding": "{"x" * 40}"}}\n')
+    log.flush()
+
+    files = sorted(item.name for item in tmp_path.iterdir())
+    assert files == ["daily-sync.log", "daily-sync.log.1", "daily-sync.log.2"]  # two older ones kept, no more
+    assert '"line 29"' in path.read_text() and '"line 00"' not in "".join(p.read_text() for p in tmp_path.iterdir())
+    assert all(oct(item.stat().st_mode & 0o777) == "0o600" for item in tmp_path.iterdir())
