@@ -8,7 +8,7 @@ LOWEST := .venv-lowest
 # the default home of a real installation.
 DEMO_HOME := $(CURDIR)/demo
 
-.PHONY: help venv demo test test-lowest test-install check lint format bench lock clean
+.PHONY: help venv demo test test-lowest test-install test-clock check lint format bench lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,6 +55,9 @@ test-lowest: venv  ## the suite against the lowest versions pyproject.toml allow
 
 test-install: venv  ## pip install the project into a fresh virtualenv and run each console script (CI runs it)
 	CASEJOBS_INSTALL_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/install
+
+test-clock: venv  ## a real cron daemon on a faked clock through 2027's clock changes (root, cron, faketime; CI runs it)
+	CASEJOBS_CLOCK_TESTS=1 $(PY) -m pytest -q -p no:cacheprovider -s tests/clock
 
 format: venv  ## reformat the code
 	$(VENV)/bin/ruff format .

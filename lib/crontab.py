@@ -32,7 +32,13 @@ BEGIN = "# BEGIN casejobs"
 END = "# END casejobs"
 FLAVORS_WITH_CRON_TZ = ("cronie", "systemd-cron")
 FLAVORS = (*FLAVORS_WITH_CRON_TZ, "debian", "busybox", "bcron", "macos", "unknown")
-CATCH_UP_MINUTE = 17  # hourly catch-up, away from the jobs' own minutes
+# `jobctl catch-up` every 15 minutes, 2 minutes past each quarter hour: after the jobs' own :00 and :30
+# starts, between the */5 runs. A missed slot runs at most the grace (10 minutes) + 15 minutes late. Its hour
+# is a wildcard, which every cron runs even in the hour a clock change repeats or skips (Debian cron and
+# cronie run only such lines then); and since every zone's offset from IST is a multiple of 15 minutes, the
+# same four minutes are the catch-up's minutes in IST whatever zone cron keeps time in.
+CATCH_UP_EVERY, CATCH_UP_OFFSET = 15, 2
+CATCH_UP_EXPRESSION = ",".join(str(minute) for minute in range(CATCH_UP_OFFSET, 60, CATCH_UP_EVERY)) + " * * * *"
 PASSED_ENVIRONMENT = ("CASEJOBS_HOME", "CASEJOBS_DB", "CASEJOBS_CONFIG")
 
 
@@ -200,7 +206,7 @@ def plan_block(
             lines.append(f"{expression} {command}")
     catch_up = _command(launcher("jobctl"), environment, log_folder, "catch-up", "catch-up")
     lines.append(f"@reboot {catch_up}")
-    lines.append(f"{CATCH_UP_MINUTE} * * * * {catch_up}")
+    lines.append(f"{CATCH_UP_EXPRESSION} {catch_up}")
     lines.append(END)
     return Plan(lines, flavor, host_zone, method)
 

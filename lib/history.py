@@ -10,7 +10,6 @@ replace that run's outcome.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -161,21 +160,29 @@ class Latest:
 
 
 def latest(home: Path, job: str, damage: ledger.Damage | None = None) -> Latest:
-    """Return where the job stands, reading its newest months first and going back only as needed."""
+    """Return where the job stands, reading the ledger's newest lines first and going back only as needed.
+
+    A window of the ledger's last bytes is enough once it holds a good run:
+    that run is the newest good one, and it bounds any streak of failures
+    after it. Without one (a job failing for weeks, or one that never
+    succeeded) the window grows, up to the whole ledger. Damaged lines are
+    counted within the window read.
+    """
     files = ledger.ledger_files(home, job)
-    window = 2
+    size = ledger.TAIL_BYTES
     while True:
-        first = max(0, len(files) - window)
-        result = _latest_of(_records_of(files[first:], job, damage if first == max(0, len(files) - 2) else None))
-        if first == 0 or (result.last_worked is not None and result.last_good_start is not None):
+        found = ledger.Damage()
+        records, complete = ledger.newest_records(files, size, job, found)
+        if not complete:
+            # Lines before the window's first start may be the finish of a run whose start was cut off.
+            first_start = next((number for number, line in enumerate(records) if line["event"] == "start"), None)
+            records = records[first_start:] if first_start is not None else []
+        result = _latest_of(records)
+        if complete or (result.last_worked is not None and result.last_good_start is not None):
+            if damage is not None:
+                damage.lines += found.lines
             return result
-        window *= 2
-
-
-def _records_of(files: list[tuple[str, Path]], job: str, damage: ledger.Damage | None) -> Iterator[dict[str, Any]]:
-    for _, path in files:
-        with contextlib.suppress(OSError):
-            yield from ledger.parse_lines(path.read_bytes().split(b"\n"), job, damage)
+        size *= 4
 
 
 def _latest_of(records: Iterable[dict[str, Any]]) -> Latest:

@@ -259,6 +259,38 @@ def read_records(
                 yield record
 
 
+def newest_records(
+    files: list[tuple[str, Path]], size: int, job: str, damage: Damage | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Given the job's files (ledger_files), return the valid records in their last `size` bytes, in file
+    order, and whether that is the whole ledger. A line cut by the window's edge is left out, uncounted.
+    """
+    chunks: list[list[bytes]] = []
+    remaining = size
+    complete = True
+    for _, path in reversed(files):
+        if remaining <= 0:
+            complete = False
+            break
+        try:
+            with path.open("rb") as handle:
+                end = handle.seek(0, os.SEEK_END)
+                start = max(0, end - remaining)
+                handle.seek(start)
+                lines = handle.read(end - start).split(b"\n")
+        except OSError:
+            continue
+        if start:
+            lines = lines[1:]  # the first line is cut
+            complete = False
+        chunks.append(lines)
+        remaining -= end - start
+        if start:
+            break
+    records = [record for lines in reversed(chunks) for record in parse_lines(lines, job, damage)]
+    return records, complete
+
+
 def recent_records(home: Path, job: str, since: str, damage: Damage | None = None) -> list[dict[str, Any]]:
     """Return the records stamped at or after since, reading only the tail of each file where that suffices.
 

@@ -4,15 +4,18 @@ times for a cron that ignores CRON_TZ."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from cronsim import CronSim
 
 from jobs import REGISTRY
 from lib.clock import IST
 from lib.crontab import (
     BEGIN,
+    CATCH_UP_EXPRESSION,
     END,
     block_environment,
     cron_lines_for,
@@ -26,6 +29,7 @@ from lib.crontab import (
 )
 from lib.errors import CasejobsError
 from lib.schedule import Entry
+from lib.settings import declared
 
 FOREIGN_BEFORE = "MAILTO=ops@firm.example\n# nightly report  \n\n0 3 * * * /usr/bin/report --pct 50\\% >/dev/null\t\n"
 FOREIGN_AFTER = "@reboot /usr/local/bin/vpn-up\n"
@@ -136,3 +140,41 @@ def test_a_schedule_that_is_neither_daily_nor_every_few_minutes_cannot_be_transl
     with pytest.raises(CasejobsError, match="only daily and every-N-minutes schedules can be translated"):
         cron_lines_for(entry("daily-sync", expression), ZoneInfo("Europe/London"), 2026)
     assert cron_lines_for(entry("daily-sync", expression), None, 2026) == [expression]
+
+
+def minutes_of(expression: str) -> set[int]:
+    """Return the minutes of the hour at which a cron expression (any hour) fires."""
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=1)
+    return {moment.minute for moment in itertools.takewhile(lambda moment: moment < end, CronSim(expression, start))}
+
+
+@pytest.mark.parametrize("flavor", ["cronie", "debian"])
+def test_catch_up_runs_every_fifteen_minutes_on_a_wildcard_hour_never_with_a_job(flavor: str) -> None:
+    lines = plan_block(
+        Path("/h"), REGISTRY.entries(), flavor, "Europe/London", dt.datetime(2027, 6, 1, tzinfo=IST)
+    ).lines
+    catch_up = [line for line in lines if "catch-up" in line and not line.startswith("@reboot")]
+    assert len(catch_up) == 1
+    minute, hour = catch_up[0].split()[:2]
+    assert hour == "*" and minute == CATCH_UP_EXPRESSION.split()[0] == "2,17,32,47"
+    assert any(line.startswith("@reboot ") and "catch-up" in line for line in lines)
+    # Every zone's offset from IST is a multiple of 15 minutes: no shift by one can bring a job's minute
+    # onto a catch-up minute, in IST or on the host's clock.
+    catch_up_minutes = minutes_of(CATCH_UP_EXPRESSION)
+    for one in REGISTRY.entries():
+        for shift in range(0, 60, 15):
+            assert not {(minute + shift) % 60 for minute in minutes_of(one.expression)} & catch_up_minutes
+
+
+def test_a_missed_slot_of_any_job_is_caught_up_at_most_twenty_five_minutes_late() -> None:
+    # catch-up runs a slot once it is more than the grace (10 minutes) old: the first catch-up minute at
+    # least that far past the slot's minute is when a slot cron did not start runs.
+    grace = int(declared("ops.catch_up_grace_minutes").default)
+    catch_up_minutes = minutes_of(CATCH_UP_EXPRESSION)
+    for one in REGISTRY.entries():
+        for minute in minutes_of(one.expression):
+            lateness = min(
+                (catch_up - minute) % 60 for catch_up in catch_up_minutes if (catch_up - minute) % 60 > grace
+            )
+            assert lateness <= 25, (one.job, minute, lateness)

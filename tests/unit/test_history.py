@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from lib import ledger
 from lib.history import latest, pair
 from tests.helpers import dead_pid, write_ledger
 
@@ -127,3 +128,48 @@ def test_latest_reaches_back_past_the_newest_months_for_the_last_good_start(tmp_
 def test_a_job_with_no_ledger_never_ran(tmp_path: Path) -> None:
     state = latest(tmp_path, "dailySync")
     assert (state.last_worked, state.last_good_start, state.running, state.ever_ran) == (None, None, None, False)
+
+
+def many_runs(count: int, status: str, first_minute: int = 0) -> list[dict[str, Any]]:
+    """Return count runs of one status, one a minute from 2026-11-01 00:00 UTC plus first_minute (>256 KiB for
+    a few thousand: each run's lines carry a long error)."""
+    lines: list[dict[str, Any]] = []
+    for number in range(first_minute, first_minute + count):
+        moment = f"2026-11-{1 + number // 1440:02d}T{number // 60 % 24:02d}:{number % 60:02d}:00.000Z"
+        lines += [start(f"r{number}", moment), finish(f"r{number}", moment, status, error="x" * 200)]
+    return lines
+
+
+def test_latest_reads_only_the_tail_when_it_holds_a_good_run(tmp_path: Path) -> None:
+    write_ledger(tmp_path, "dailySync", [*many_runs(3000, "success"), *run("bad", 29, "failed")])
+    path = tmp_path / "ledger" / "dailySync" / "2026-11.jsonl"
+    assert path.stat().st_size > 4 * ledger.TAIL_BYTES
+    # Damage the file's first line: a reader of the whole file would count it, a reader of the tail does not.
+    path.write_bytes(b"{not json\n" + path.read_bytes())
+    damage = ledger.Damage()
+    state = latest(tmp_path, "dailySync", damage)
+    assert state.last_good_start == "2026-11-03T01:59:00.000Z" and state.failing_since == "2026-11-29T01:00:00.000Z"
+    assert damage.lines == 0
+
+
+def test_latest_goes_back_past_the_tail_for_a_long_streak_of_failures(tmp_path: Path) -> None:
+    write_ledger(tmp_path, "dailySync", [*run("good", 1, "success"), *many_runs(3000, "failed", first_minute=1440)])
+    state = latest(tmp_path, "dailySync")
+    assert state.last_good_start == "2026-11-01T01:00:00.000Z"
+    assert state.failing_since == "2026-11-02T00:00:00.000Z"
+
+
+def test_a_run_cut_by_the_tail_window_is_not_taken_for_one_started_at_its_finish(tmp_path: Path) -> None:
+    """The window may begin between a good run's start and its finish: that run must not count as started at
+    its finish; the reader goes further back and finds its start."""
+    long_run = [start("long", "2026-11-01T00:00:00.000Z"), finish("long", "2026-11-01T02:00:00.000Z", "success")]
+    filler = [finish(f"n{number}", "2026-11-01T01:00:00.000Z", "config", error="y" * 300) for number in range(1000)]
+    lines = [
+        long_run[0],
+        *filler,
+        long_run[1],
+        *[line for number in range(3) for line in run(f"c{number}", 2 + number, "config")],
+    ]
+    write_ledger(tmp_path, "dailySync", lines)
+    state = latest(tmp_path, "dailySync")
+    assert state.last_good_start == "2026-11-01T00:00:00.000Z"
