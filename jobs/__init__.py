@@ -76,6 +76,13 @@ SLA_CHECK = JobSpec(
             whole_number(0, 365),
             "an item due today or within this many days is a warning",
         ),
+        Setting(
+            "sla",
+            "digest_max_items",
+            "50",
+            whole_number(1, 10_000),
+            "lines listed in one person's digest at most (most overdue first); the rest are totalled",
+        ),
     ),
 )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 from jobs import SLA_CHECK as SPEC
 from lib.cli import job_command, main
 from lib.clock import format_utc
-from lib.dates import calendar_day, rows_with_bad_dates
-from lib.db import write_transaction
+from lib.dates import bad_date_values, rows_with_bad_dates
+from lib.db import parallel_readers, write_transaction
 from lib.harness import RunContext
 from lib.jobspec import Outcome
 from lib.mailer import Mail, Mailer, MailError, SmtpConfig, clean_name, is_mail_address
@@ -30,31 +31,93 @@ from lib.vocabulary import ADMIN, INTERNAL, OPEN_TASK, SLA_CASE, equals
 
 DATE_SHAPE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 
-# The responsible person is resolved in SQL: a case's lawyer, a task's
-# assignee, else the lead of the case's team; only active internal users
-# count. NULL means "failing that": every active admin.
-CASE_QUERY = f"""
-SELECT 'case', c.id, c.case_number, c.title, c.is_confidential, c.expected_completion_date, lawyer.id
-FROM cases AS c
-LEFT JOIN users AS lawyer ON lawyer.id = c.lawyer_id AND lawyer.is_active = 1 AND lawyer.role IN {INTERNAL}
-WHERE c.status IN {SLA_CASE} AND c.expected_completion_date <= :horizon
-  AND c.expected_completion_date GLOB '{DATE_SHAPE}'
-"""
-TASK_QUERY = f"""
-SELECT 'task', t.id, c.case_number, t.title, coalesce(c.is_confidential, 0), t.due_date,
-       coalesce(assignee.id, lead.id)
-FROM tasks AS t
+# Every open case and task due by the horizon is an item; its responsible person is resolved in SQL:
+# a case's lawyer, a task's assignee, else the lead of the case's team; only active internal users
+# count. NULL means "failing that": every active admin. :bad_dates (a JSON array) holds the due dates
+# of the right shape that are no calendar day: those rows are left out and named by skip_bad_dates().
+# A busy firm has half a million items, so no query sorts them all: the tasks of an active internal
+# assignee (most of them) are read per person in due order from tasks_open_by_assignee_due, only
+# each person's first :cap (and those tied with the last); the rest, a few thousand, are ranked.
+PEOPLE = f"""
+WITH internal (id) AS (SELECT id FROM users WHERE is_active = 1 AND role IN {INTERNAL}),
+bad (value) AS (SELECT value FROM json_each(:bad_dates))"""
+REAL_DUE = f"GLOB '{DATE_SHAPE}' AND {{due}} NOT IN bad AND {{due}} <= :horizon"
+ASSIGNED = f"status IN {OPEN_TASK} AND assignee_id IS NOT NULL"
+
+
+def _real_due(column: str) -> str:
+    """The condition that column is a calendar day by the horizon (see REAL_DUE)."""
+    return f"{column} {REAL_DUE.format(due=column)}"
+
+
+# (kind, id, responsible, due, case number, title, confidential) of each active internal assignee's
+# first tasks: those due no later than their :cap-th.
+DIRECT_FIRST = f"""{PEOPLE}
+SELECT 'task', t.id, t.assignee_id, t.due_date, c.case_number, t.title, coalesce(c.is_confidential, 0)
+FROM internal AS person  -- CROSS JOIN: the people outside, whatever the statistics say
+CROSS JOIN tasks AS t ON t.assignee_id = person.id AND t.{ASSIGNED}
+  AND t.due_date GLOB '{DATE_SHAPE}' AND t.due_date NOT IN bad
+  -- the cut alone bounds the range (with a second bound the planner would test the cut on every row)
+  AND t.due_date <= coalesce((
+      SELECT cut.due_date FROM tasks AS cut
+      WHERE cut.assignee_id = person.id AND cut.{ASSIGNED} AND {_real_due("cut.due_date")}
+      ORDER BY cut.due_date LIMIT 1 OFFSET :cap - 1
+  ), :horizon)
 LEFT JOIN cases AS c ON c.id = t.case_id
-LEFT JOIN users AS assignee ON assignee.id = t.assignee_id AND assignee.is_active = 1 AND assignee.role IN {INTERNAL}
-LEFT JOIN teams AS team ON team.id = c.team_id
-LEFT JOIN users AS lead ON lead.id = team.lead_id AND lead.is_active = 1 AND lead.role IN {INTERNAL}
-WHERE t.status IN {OPEN_TASK} AND t.due_date <= :horizon AND t.due_date GLOB '{DATE_SHAPE}'
+"""
+# (responsible, violations, warnings) of the same tasks, all of them counted.
+DIRECT_TOTALS = f"""{PEOPLE}
+SELECT assignee_id, sum(due_date < :today), sum(due_date >= :today) FROM tasks
+WHERE {ASSIGNED} AND assignee_id IN internal AND {_real_due("due_date")}
+GROUP BY assignee_id
+"""
+# Every other item: open cases, and the tasks of nobody or of someone who is not an active internal
+# user (their team's lead is responsible), each person's first :cap ranked (rank() keeps the ties at
+# the cut) with the person's totals and what a digest line shows.
+OTHER_FIRST = f"""{PEOPLE},
+items (kind, item_id, responsible, due) AS (
+    SELECT 'case', c.id, lawyer.id, c.expected_completion_date
+    FROM cases AS c
+    LEFT JOIN users AS lawyer ON lawyer.id = c.lawyer_id AND lawyer.id IN internal
+    WHERE c.status IN {SLA_CASE} AND {_real_due("c.expected_completion_date")}
+    UNION ALL
+    SELECT 'task', t.id, lead.id, t.due_date
+    FROM (
+        SELECT id, case_id, due_date FROM tasks INDEXED BY tasks_pending_unassigned  -- even without statistics
+        WHERE status IN {OPEN_TASK} AND assignee_id IS NULL AND +due_date <= :horizon
+        UNION ALL
+        SELECT id, case_id, due_date FROM tasks
+        WHERE {ASSIGNED} AND assignee_id NOT IN internal AND +due_date <= :horizon
+    ) AS t
+    LEFT JOIN cases AS c ON c.id = t.case_id
+    LEFT JOIN teams AS team ON team.id = c.team_id
+    LEFT JOIN users AS lead ON lead.id = team.lead_id AND lead.id IN internal
+    WHERE {_real_due("+t.due_date")}
+),
+ranked AS (
+    SELECT *, rank() OVER person AS place,
+           sum(kind = 'case' AND due < :today) OVER everything AS case_violations,
+           sum(kind = 'case' AND due >= :today) OVER everything AS case_warnings,
+           sum(kind = 'task' AND due < :today) OVER everything AS task_violations,
+           sum(kind = 'task' AND due >= :today) OVER everything AS task_warnings
+    FROM items
+    WINDOW person AS (PARTITION BY responsible ORDER BY due),
+           everything AS (person ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+),
+first AS MATERIALIZED (SELECT * FROM ranked WHERE place <= :cap)
+SELECT first.kind, first.item_id, first.responsible, first.due, c.case_number,
+       CASE first.kind WHEN 'case' THEN c.title ELSE t.title END, coalesce(c.is_confidential, 0),
+       case_violations, case_warnings, task_violations, task_warnings
+FROM first
+LEFT JOIN tasks AS t ON first.kind = 'task' AND t.id = first.item_id
+LEFT JOIN cases AS c ON c.id = CASE first.kind WHEN 'case' THEN first.item_id ELSE t.case_id END
 """
 # Where bad dates are looked for: (kind, table, column, the open rows).
 DATED = (
     ("case", "cases", "expected_completion_date", f"status IN {SLA_CASE}"),
     ("task", "tasks", "due_date", f"status IN {OPEN_TASK}"),
 )
+KINDS = ("case", "task")
 
 
 @dataclass(frozen=True)
@@ -74,6 +137,10 @@ class SlaItem:
     def is_violation(self) -> bool:
         return self.days > 0
 
+    def sort_key(self) -> tuple:
+        """Most overdue first, then the nearest warnings; ties by case number, then id."""
+        return (not self.is_violation, -self.days, self.case_number or "", self.item_id)
+
     def line(self) -> str:
         """Return the digest line; a confidential case's titles are redacted (lib/redaction.py)."""
         table = "cases" if self.kind == "case" else "tasks"
@@ -89,20 +156,59 @@ class SlaItem:
 
 
 @dataclass
+class Totals:
+    """How many items one person (or everyone) has, of each kind: violations and warnings."""
+
+    case_violations: int = 0
+    case_warnings: int = 0
+    task_violations: int = 0
+    task_warnings: int = 0
+
+    def add(self, kind: str, violations: int, warnings: int) -> None:
+        """Add a group of items of one kind ("case" or "task")."""
+        setattr(self, f"{kind}_violations", getattr(self, f"{kind}_violations") + violations)
+        setattr(self, f"{kind}_warnings", getattr(self, f"{kind}_warnings") + warnings)
+
+    def __iadd__(self, other: Totals) -> Totals:
+        for kind in KINDS:
+            self.add(kind, getattr(other, f"{kind}_violations"), getattr(other, f"{kind}_warnings"))
+        return self
+
+    @property
+    def violations(self) -> int:
+        return self.case_violations + self.task_violations
+
+    @property
+    def warnings(self) -> int:
+        return self.case_warnings + self.task_warnings
+
+
+@dataclass
 class Digest:
-    """One person's items for the day, violations first (most overdue first), then warnings."""
+    """One person's items for the day, violations first (most overdue first), then warnings.
+
+    items are the ones listed (at most the cap); totals, when given, count
+    every item the person has, listed or not (by default, the items listed).
+    """
 
     user_id: int
     name: str
     email: str
     items: list[SlaItem] = field(default_factory=list)
+    totals: Totals | None = None
+
+    def counts(self) -> tuple[int, int]:
+        """Return (violations, warnings) over every item of the person, listed or not."""
+        if self.totals is not None:
+            return self.totals.violations, self.totals.warnings
+        violations = sum(item.is_violation for item in self.items)
+        return violations, len(self.items) - violations
 
     def ordered(self) -> list[SlaItem]:
-        return sorted(self.items, key=lambda item: (not item.is_violation, -item.days, item.case_number, item.item_id))
+        return sorted(self.items, key=SlaItem.sort_key)
 
     def title(self, day: dt.date) -> str:
-        violations = sum(item.is_violation for item in self.items)
-        warnings = len(self.items) - violations
+        violations, warnings = self.counts()
         return f"SLA digest {day.isoformat()}: {violations} violation{'s' * (violations != 1)}, {warnings} warning{'s' * (warnings != 1)}"
 
     def sections(self) -> list[tuple[str, list[str]]]:
@@ -111,6 +217,18 @@ class Digest:
             ("Violations (past their due date)", [item.line() for item in ordered if item.is_violation]),
             ("Warnings (due soon)", [item.line() for item in ordered if not item.is_violation]),
         ]
+
+    def more(self) -> str | None:
+        """The closing line for the items not listed ("and 412 more: 380 overdue, 32 due soon"), or None."""
+        violations, warnings = self.counts()
+        listed_violations = sum(item.is_violation for item in self.items)
+        hidden_violations = violations - listed_violations
+        hidden_warnings = warnings - (len(self.items) - listed_violations)
+        if hidden_violations + hidden_warnings <= 0:
+            return None
+        return (
+            f"and {hidden_violations + hidden_warnings} more: {hidden_violations} overdue, {hidden_warnings} due soon"
+        )
 
     @property
     def greeting_name(self) -> str:
@@ -121,6 +239,8 @@ class Digest:
         for heading, lines in self.sections():
             if lines:
                 parts += [heading + ":", *(f"- {line}" for line in lines), ""]
+        if more := self.more():
+            parts += [more, ""]
         return "\n".join(parts).rstrip() + "\n"
 
     def html(self, day: dt.date) -> str:
@@ -129,40 +249,83 @@ class Digest:
             if lines:
                 items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
                 parts.append(f"<h3>{html.escape(heading)}</h3><ul>{items}</ul>")
+        if more := self.more():
+            parts.append(f"<p>{html.escape(more)}</p>")
         return f"<html><body><h2>{html.escape(self.title(day))}</h2>{''.join(parts)}</body></html>"
 
 
-def find_items(context: RunContext, counts: dict[str, int]) -> list[SlaItem]:
-    """Return every case and task in violation or warning today; count what was found and the bad dates."""
+@dataclass
+class Found:
+    """What find_items() found: the first items and the totals of each responsible person (None: nobody)."""
+
+    first_items: dict[int | None, list[SlaItem]]
+    totals: dict[int | None, Totals]
+
+    def everyone(self) -> Totals:
+        """The totals over every item, each counted once."""
+        overall = Totals()
+        for totals in self.totals.values():
+            overall += totals
+        return overall
+
+
+def find_items(context: RunContext) -> Found:
+    """Find every case and task in violation or warning today: each person's first items (at most the
+    cap, plus ties) and totals. Name and count (in the outcome) the due dates that are no calendar day.
+
+    Rows stream through SQL only: memory holds the items listed, never all of them. The ranking and the
+    totals run on two connections at once.
+    """
     today = context.today
     horizon = today + dt.timedelta(days=context.settings.get("sla.warning_days"))
+    bad_values = skip_bad_dates(context)
+    parameters = {
+        "horizon": horizon.isoformat(),
+        "today": today.isoformat(),
+        "cap": context.settings.get("sla.digest_max_items"),
+        "bad_dates": json.dumps(bad_values),
+    }
+    queries = [("direct", DIRECT_FIRST), ("other", OTHER_FIRST), ("direct totals", DIRECT_TOTALS)]
+    with parallel_readers(context.settings, context.stop_flag) as run_query:
+        results = dict(run_query([(name, sql, parameters) for name, sql in queries], context.checkpoint))
+    totals: dict[int | None, Totals] = defaultdict(Totals)
+    first_items: dict[int | None, list[SlaItem]] = defaultdict(list)
+    for kind, item_id, responsible, due_text, case_number, title, confidential, *figures in (
+        results["direct"] + results["other"]
+    ):
+        if figures and responsible not in totals:
+            totals[responsible] += Totals(*figures)
+        due = dt.date.fromisoformat(due_text)
+        days = (today - due).days
+        first_items[responsible].append(
+            SlaItem(kind, item_id, case_number, title or "", bool(confidential), due, days, responsible)
+        )
+    for responsible, violations, warnings in results["direct totals"]:
+        totals[responsible].add("task", violations, warnings)
+    return Found(dict(first_items), dict(totals))
+
+
+def skip_bad_dates(context: RunContext) -> list[str]:
+    """Name and count every open case and task whose due date is no calendar day, whatever its shape;
+    return those dates (the distinct values) to leave them out of the items."""
     connection = context.database.conn
-    items = []
-    for query in (CASE_QUERY, TASK_QUERY):
-        for kind, item_id, case_number, title, confidential, due_text, responsible in connection.execute(
-            query, {"horizon": horizon.isoformat()}
-        ):
-            due = calendar_day(due_text)
-            if due is None:
-                continue  # no calendar day: counted and named by skip_bad_dates()
-            days = (today - due).days
-            items.append(SlaItem(kind, item_id, case_number, title or "", bool(confidential), due, days, responsible))
-            counts[f"{kind}_{'violations' if days > 0 else 'warnings'}"] += 1
-    skip_bad_dates(context, counts)
-    return items
-
-
-def skip_bad_dates(context: RunContext, counts: dict[str, int]) -> None:
-    """Name and count every open case and task whose due date is no calendar day, whatever its shape."""
+    values: list[str] = []
     for _kind, table, column, where in DATED:
-        for row_id in rows_with_bad_dates(context.database.conn, table, column, where):
-            counts["bad_dates"] += 1
+        bad = [value for value in bad_date_values(connection, table, column, where) if isinstance(value, str)]
+        if not bad:
+            continue  # the common case: one pass over the distinct dates, no second query
+        values += bad
+        for row_id in rows_with_bad_dates(connection, table, column, where):
+            context.outcome.add("bad_dates")
             context.bad_row(table, row_id, f"{column} is not a calendar day")
+    return values
 
 
-def build_digests(context: RunContext, items: list[SlaItem]) -> list[Digest]:
-    """Group the items by responsible person (every active admin for those with nobody)."""
+def build_digests(context: RunContext, found: Found) -> list[Digest]:
+    """Make each responsible person's digest (every active admin also gets the items of nobody's), each
+    listing at most the cap of items, the most overdue first, with the totals of them all."""
     connection = context.database.conn
+    cap = context.settings.get("sla.digest_max_items")
     people = {
         user_id: (name, email or "")
         for user_id, name, email in connection.execute(
@@ -175,11 +338,20 @@ def build_digests(context: RunContext, items: list[SlaItem]) -> list[Digest]:
             f"SELECT id FROM users WHERE is_active = 1 AND {equals('role', ADMIN)} ORDER BY id"
         )
     ]
-    by_person: dict[int, list[SlaItem]] = defaultdict(list)
-    for item in items:
-        for person in [item.responsible_id] if item.responsible_id else admins:
-            by_person[person].append(item)
-    return [Digest(user_id, *people[user_id], items=by_person[user_id]) for user_id in sorted(by_person)]
+    nobody_items, nobody_totals = found.first_items.get(None, []), found.totals.get(None, Totals())
+    recipients = {person for person in found.totals if person is not None}
+    if None in found.totals:
+        recipients |= set(admins)
+    digests = []
+    for user_id in sorted(recipients):
+        items, totals = list(found.first_items.get(user_id, [])), Totals()
+        totals += found.totals.get(user_id, Totals())
+        if user_id in admins:
+            items += nobody_items
+            totals += nobody_totals
+        items = sorted(items, key=SlaItem.sort_key)[:cap]
+        digests.append(Digest(user_id, *people[user_id], items=items, totals=totals))
+    return digests
 
 
 @dataclass
@@ -302,12 +474,11 @@ def work(context: RunContext) -> Outcome:
     One person's digest that cannot be built, stored or mailed is a bad row:
     counted, named by user id, and every other person still gets theirs.
     """
-    counts = dict.fromkeys(("case_violations", "task_violations", "case_warnings", "task_warnings", "bad_dates"), 0)
     details = context.outcome.details
-    details.update(counts, notified_users=0, emails_sent=0, emails_failed=0)
-    items = find_items(context, counts)
-    details.update(counts)
-    digests = build_digests(context, items)
+    details.update(bad_dates=0, notified_users=0, emails_sent=0, emails_failed=0)
+    found = find_items(context)
+    details.update(vars(found.everyone()))
+    digests = build_digests(context, found)
     context.outcome.items = len(digests)
     if context.dry_run:
         details["would_notify_users"] = len(digests)

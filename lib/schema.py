@@ -243,7 +243,14 @@ CREATE INDEX IF NOT EXISTS tasks_open_by_due
     ON tasks (due_date) WHERE status IN {OPEN_TASK};
 """
 
-MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES, _SLA_INDEXES)
+# slaCheck lists each person's earliest items first: read in due order per assignee, a busy firm's
+# half a million open tasks are never sorted, only each person's first few read (issue 12).
+_SLA_BY_ASSIGNEE = f"""
+CREATE INDEX IF NOT EXISTS tasks_open_by_assignee_due
+    ON tasks (assignee_id, due_date) WHERE status IN {OPEN_TASK} AND assignee_id IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_TABLES, _PENDING_INDEXES, _SLA_INDEXES, _SLA_BY_ASSIGNEE)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

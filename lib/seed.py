@@ -9,6 +9,7 @@ seed and the same day give the same database.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -308,10 +309,11 @@ class Generator:
         rng, days, internal = self.rng, self.days, self.people.internal
         for _ in range(self.scale.tasks_per_case):
             self.task_id += 1
-            task_open = is_open and rng.random() < 0.2
+            task_open = rng.random() < 0.5 if self.scale.busy else is_open and rng.random() < 0.2
             if task_open:
                 status = _pick(rng, ("TODO", "TODO", "IN_PROGRESS", "BLOCKED"))
-                due = days.at(int(rng.random() * 105) - 45) if rng.random() < 0.93 else None
+                spread = (731, 365) if self.scale.busy else (105, 45)
+                due = days.at(int(rng.random() * spread[0]) - spread[1]) if rng.random() < 0.93 else None
                 completed = None
             else:
                 status = "DONE" if rng.random() < 0.92 else "CANCELLED"
@@ -338,8 +340,9 @@ class Generator:
             )
             if rng.random() < 0.5:
                 self.subtask_id += 1
-                sub_open = task_open and rng.random() < 0.7
+                sub_open = rng.random() < 0.5 if self.scale.busy else task_open and rng.random() < 0.7
                 sub_status = _pick(rng, ("TODO", "IN_PROGRESS")) if sub_open else "DONE"
+                sub_due = days.at(int(rng.random() * 731) - 365) if self.scale.busy and sub_open else due
                 rows["subtasks"].append(
                     (
                         self.subtask_id,
@@ -347,7 +350,7 @@ class Generator:
                         f"Check {_pick(rng, TASK_OBJECTS)}",
                         sub_status,
                         internal[int(rng.random() * len(internal))],
-                        due,
+                        sub_due,
                     )
                 )
 
@@ -479,28 +482,25 @@ class Generator:
                 )
         return rows
 
-    def audit_logs(self, count: int) -> list[tuple]:
+    def audit_logs(self, count: int) -> Iterator[tuple]:
+        """Yield count audit rows, spread over the last 90 days (a generator: the busy scale has 2M)."""
         rng = self.rng
-        rows = []
         for _ in range(count):
             moment = dt.datetime.combine(self.today, dt.time(12), dt.UTC) - dt.timedelta(
                 minutes=int(rng.random() * 60 * 24 * 90)
             )
-            rows.append(
-                (
-                    "CASE_UPDATED",
-                    "CASE",
-                    rng.randrange(1, self.scale.cases + 1),
-                    None,
-                    "LOW",
-                    "Case details edited",
-                    "{}",
-                    None,
-                    rng.choice(self.people.internal),
-                    format_utc(moment),
-                )
+            yield (
+                "CASE_UPDATED",
+                "CASE",
+                rng.randrange(1, self.scale.cases + 1),
+                None,
+                "LOW",
+                "Case details edited",
+                "{}",
+                None,
+                rng.choice(self.people.internal),
+                format_utc(moment),
             )
-        return rows
 
 
 INSERTS = {
@@ -567,6 +567,8 @@ def seed_database(
                 progress(cases_done - done)
             done = cases_done
         insert("leave_requests", generator.leave_requests())
-        insert("audit_logs", generator.audit_logs(max(50, generator.scale.cases // 2)))
+        audit_rows = generator.audit_logs(max(50, int(generator.scale.cases * generator.scale.audit_per_case)))
+        while batch_of_audit_rows := list(itertools.islice(audit_rows, BATCH)):
+            insert("audit_logs", batch_of_audit_rows)
     connection.execute("ANALYZE")
     return counts

@@ -25,6 +25,7 @@ PARAMETERS = {
     "month_end": "2026-11-30",
     "horizon": "2026-12-01",
     "bad_dates": "[]",
+    "cap": 50,
 }
 PENDING_PLANS = [
     ("subtasks", ["SCAN s USING INDEX subtasks_pending_by_task", "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)"]),
@@ -40,8 +41,22 @@ PENDING_PLANS = [
     ("leave_requests", ["SEARCH leave_requests USING INDEX leave_requests_pending_by_approver (approver_id>?)"]),
 ]
 SLA_PLANS = [
-    (sla_check.CASE_QUERY, "SEARCH c USING INDEX cases_open_by_due (expected_completion_date<?)"),
-    (sla_check.TASK_QUERY, "SEARCH t USING INDEX tasks_open_by_due (due_date<?)"),
+    (
+        sla_check.DIRECT_FIRST,
+        [
+            "SEARCH t USING INDEX tasks_open_by_assignee_due (assignee_id=? AND due_date<?)",
+            "SEARCH cut USING INDEX tasks_open_by_assignee_due (assignee_id=? AND due_date<?)",
+        ],
+    ),
+    (sla_check.DIRECT_TOTALS, ["SEARCH tasks USING INDEX tasks_open_by_assignee_due (assignee_id=? AND due_date<?)"]),
+    (
+        sla_check.OTHER_FIRST,
+        [
+            "SEARCH c USING INDEX cases_open_by_due (expected_completion_date<?)",
+            "SCAN tasks USING INDEX tasks_pending_unassigned",
+            "SEARCH tasks USING INDEX tasks_open_by_assignee_due (assignee_id>?)",
+        ],
+    ),
 ]
 
 
@@ -67,6 +82,10 @@ def test_each_pending_source_reads_its_partial_index(connection, number: int, ex
     assert found[: len(steps)] == steps, found
 
 
-@pytest.mark.parametrize(("sql", "first_step"), SLA_PLANS, ids=["cases", "tasks"])
-def test_each_sla_query_reads_the_open_items_by_due_date(connection, sql: str, first_step: str) -> None:
-    assert plan(connection, sql)[0] == first_step
+@pytest.mark.parametrize(("sql", "steps"), SLA_PLANS, ids=["direct first", "direct totals", "other first"])
+def test_each_sla_query_reads_the_open_items_from_an_index_never_a_table_scan(
+    connection, sql: str, steps: list[str]
+) -> None:
+    found = plan(connection, sql)
+    assert all(step in found for step in steps), found
+    assert not any(step.startswith("SCAN") and "INDEX" not in step for step in found if " tasks" in step), found

@@ -1,0 +1,212 @@
+"""A busy firm's data, small: the seeder's `small-busy` shape (half of all tasks and subtasks open, due
+over a year either side of today), and every figure the jobs write compared with a straightforward
+reference computed here, row by row, from data-model.md's rules.
+
+The reference reads the tables with plain Python, one row at a time: no query of the jobs is reused,
+so that a cheaper plan in a job cannot change a figure unseen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_script
+from tests.helpers import last_finish
+
+NOW = "2026-11-24T18:40:00Z"  # just after midnight IST on 2026-11-25
+TODAY = dt.date(2026, 11, 25)
+INTERNAL = ("ADMIN", "LAWYER", "PARALEGAL")
+OPEN_TASK = ("TODO", "IN_PROGRESS", "BLOCKED")
+CAP = 50
+
+
+@pytest.fixture(scope="module")
+def busy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding the small busy database, with a few hostile rows on top of the seeder's."""
+    home = tmp_path_factory.mktemp("busy") / "home"
+    home.mkdir()
+    seeded = run_script("jobctl", "db", "seed", "--scale", "small-busy", home=home, CASEJOBS_NOW=NOW)
+    assert seeded.returncode == 0, seeded.stderr
+    connection = sqlite3.connect(home / "casejobs.db")
+    with connection:
+        # An open task and an open case whose due date has the right shape but is no day: counted, skipped.
+        connection.execute(
+            "UPDATE tasks SET due_date = '2026-02-30' WHERE id = (SELECT min(id) FROM tasks WHERE status = 'TODO')"
+        )
+        connection.execute(
+            "UPDATE cases SET expected_completion_date = '2026-13-45' WHERE id = (SELECT min(id) FROM cases WHERE status = 'OPEN')"
+        )
+        # Tasks of nobody on a case with no team: every admin is responsible.
+        connection.execute("UPDATE cases SET team_id = NULL WHERE id IN (SELECT id FROM cases ORDER BY id LIMIT 20)")
+        connection.execute(
+            "UPDATE tasks SET assignee_id = NULL WHERE case_id IN (SELECT id FROM cases ORDER BY id LIMIT 20)"
+        )
+    connection.close()
+    return home
+
+
+def rows(database: Path, sql: str) -> list[dict]:
+    connection = sqlite3.connect(database)
+    connection.row_factory = sqlite3.Row
+    found = [dict(row) for row in connection.execute(sql)]
+    connection.close()
+    return found
+
+
+def day(value: object) -> dt.date | None:
+    """A stored date as a day, or None when it is none (the reference's own reading of data-model.md)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def admins(database: Path) -> set[int]:
+    return {user["id"] for user in rows(database, "SELECT id FROM users WHERE role = 'ADMIN' AND is_active = 1")}
+
+
+def reference_sla(
+    database: Path, warning_days: int = 3, only_own: bool = False
+) -> tuple[dict[int, list[tuple]], dict[str, int]]:
+    """Return each person's items in digest order, as (due date, case number, id, kind, case), and the
+    totals of every kind, from data-model.md's SLA terms; only_own leaves out the items of nobody."""
+    users = {user["id"]: user for user in rows(database, "SELECT * FROM users")}
+    internal = {user_id for user_id, user in users.items() if user["is_active"] == 1 and user["role"] in INTERNAL}
+    admin_ids = sorted(user_id for user_id in internal if users[user_id]["role"] == "ADMIN")
+    leads = {team["id"]: team["lead_id"] for team in rows(database, "SELECT * FROM teams")}
+    cases = {case["id"]: case for case in rows(database, "SELECT * FROM cases")}
+    horizon = TODAY + dt.timedelta(days=warning_days)
+    totals = dict.fromkeys(("case_violations", "case_warnings", "task_violations", "task_warnings"), 0)
+    by_person: dict[int, list[tuple]] = defaultdict(list)
+
+    def add(kind: str, item_id: int, due: dt.date, responsible: int | None, case: dict | None) -> None:
+        totals[f"{kind}_{'violations' if due < TODAY else 'warnings'}"] += 1
+        item = (due, (case or {}).get("case_number") or "", item_id, kind, case)
+        for person in [responsible] if responsible in internal else ([] if only_own else admin_ids):
+            by_person[person].append(item)
+
+    for case in cases.values():
+        due = day(case["expected_completion_date"])
+        if case["status"] in ("OPEN", "IN_PROGRESS", "ON_HOLD") and due is not None and due <= horizon:
+            add("case", case["id"], due, case["lawyer_id"], case)
+    for task in rows(database, "SELECT * FROM tasks"):
+        due = day(task["due_date"])
+        if task["status"] in OPEN_TASK and due is not None and due <= horizon:
+            case = cases.get(task["case_id"])
+            responsible = task["assignee_id"]
+            if responsible not in internal:
+                responsible = leads.get(case["team_id"]) if case else None
+            add("task", task["id"], due, responsible, case)
+    return {person: sorted(items) for person, items in by_person.items()}, totals
+
+
+DIGEST_LINE = re.compile(r"^- (?P<case_number>.+?) · .* · due (?P<due>\d{4}-\d{2}-\d{2}) · ")
+
+
+def test_every_digest_line_and_count_matches_the_reference(busy_home: Path) -> None:
+    database = busy_home / "casejobs.db"
+    expected, totals = reference_sla(database)
+    assert max(len(items) for items in expected.values()) > 2 * CAP, "the data is not busy enough to test the cap"
+    admin = min(person for person in expected if person in admins(database))
+    assert len(expected[admin]) > len(reference_sla(database, only_own=True)[0].get(admin, [])), "nobody's items"
+
+    result = run_script("sla-check", home=busy_home, CASEJOBS_NOW=NOW)
+    assert result.returncode == 3, result.stderr  # partial: the two dates that are no day
+    details = last_finish(busy_home, "slaCheck")["details"]
+    assert {key: details[key] for key in totals} == totals
+    assert details["bad_dates"] == 2
+
+    digests = {row["user_id"]: row for row in rows(database, "SELECT * FROM notifications WHERE kind = 'SLA_DIGEST'")}
+    assert set(digests) == set(expected)
+    confidential_titles = {
+        case["title"] for case in rows(database, "SELECT title FROM cases WHERE is_confidential = 1")
+    }
+    for person, items in expected.items():
+        body = digests[person]["body"]
+        listed = [DIGEST_LINE.match(line) for line in body.splitlines() if line.startswith("- ")]
+        assert all(listed), body
+        assert [(match["case_number"], match["due"]) for match in listed] == [
+            (case_number or "(no case)", due.isoformat()) for due, case_number, *_ in items[:CAP]
+        ]
+        violations = sum(due < TODAY for due, *_ in items)
+        assert digests[person]["title"].endswith(
+            f": {violations} violation{'s' * (violations != 1)}, {len(items) - violations} warning{'s' * (len(items) - violations != 1)}"
+        )
+        hidden = items[CAP:]
+        if hidden:
+            overdue = sum(due < TODAY for due, *_ in hidden)
+            assert body.rstrip().endswith(
+                f"and {len(hidden)} more: {overdue} overdue, {len(hidden) - overdue} due soon"
+            )
+        else:
+            assert "more:" not in body
+        assert not any(title and title in body for title in confidential_titles)
+
+
+def test_a_digest_of_400_items_lists_50_and_totals_the_rest(home: Path, dataset) -> None:
+    lawyer = dataset.user(name="Asha Rao", email="asha@firm.example")
+    secret = dataset.case(lawyer_id=None, is_confidential=1, title="Secret merger", client_name="Hush Corp")
+    plain = dataset.case(lawyer_id=None, title="Rao v. State")
+    for number in range(380):  # overdue by 1 to 380 days; the confidential case's first
+        case = secret if number < 30 else plain
+        due = TODAY - dt.timedelta(days=380 - number)
+        dataset.task(case, lawyer, title=f"Overdue work {number}", due_date=due.isoformat())
+    for number in range(20):  # due today to in 3 days
+        dataset.task(
+            plain, lawyer, title=f"Soon {number}", due_date=(TODAY + dt.timedelta(days=number % 4)).isoformat()
+        )
+    dataset.connection.commit()
+
+    result = run_script("sla-check", home=home, CASEJOBS_NOW=NOW)
+    assert result.returncode == 0, result.stderr
+    (digest,) = rows(home / "casejobs.db", "SELECT * FROM notifications")
+    lines = [line for line in digest["body"].splitlines() if line.startswith("- ")]
+    assert len(lines) == 50
+    assert lines[0].endswith("380 days overdue") and lines[-1].endswith("331 days overdue")
+    assert digest["body"].rstrip().endswith("and 350 more: 330 overdue, 20 due soon")
+    assert digest["title"].endswith(": 380 violations, 20 warnings")
+    assert "Secret merger" not in digest["body"] and "Overdue work 0" not in digest["body"]
+    assert "Overdue work 30" in digest["body"]
+    figures = last_finish(home, "slaCheck")["details"]
+    assert (figures["task_violations"], figures["task_warnings"]) == (380, 20)
+
+
+def test_the_cap_is_a_setting(home: Path, dataset) -> None:
+    lawyer = dataset.user(name="Asha Rao", email="asha@firm.example")
+    case = dataset.case(lawyer_id=None)
+    for number in range(12):
+        dataset.task(case, lawyer, due_date=(TODAY - dt.timedelta(days=number + 1)).isoformat())
+    dataset.connection.commit()
+    result = run_script("sla-check", home=home, CASEJOBS_NOW=NOW, CASEJOBS_SLA_DIGEST_MAX_ITEMS="5")
+    assert result.returncode == 0, result.stderr
+    (digest,) = rows(home / "casejobs.db", "SELECT body FROM notifications")
+    assert len([line for line in digest["body"].splitlines() if line.startswith("- ")]) == 5
+    assert digest["body"].rstrip().endswith("and 7 more: 7 overdue, 0 due soon")
+    refused = run_script("sla-check", home=home, CASEJOBS_NOW=NOW, CASEJOBS_SLA_DIGEST_MAX_ITEMS="0")
+    assert refused.returncode == 78 and "CASEJOBS_SLA_DIGEST_MAX_ITEMS" in refused.stderr
+
+
+def test_items_tied_at_the_cut_are_chosen_by_case_number(home: Path, dataset) -> None:
+    lawyer = dataset.user(name="Asha Rao", email="asha@firm.example")
+    overdue = (TODAY - dt.timedelta(days=10)).isoformat()
+    # Case numbers fall as the rows are added, so that the order of the rows on disk is not the order asked.
+    cases = [
+        dataset.case(lawyer_id=lawyer, case_number=f"C-{900 - number}", expected_completion_date=overdue)
+        for number in range(60)
+    ]
+    for number, case in enumerate(cases):
+        dataset.task(case, lawyer, title=f"Work {number}", due_date=overdue)
+    result = run_script("sla-check", home=home, CASEJOBS_NOW=NOW)
+    assert result.returncode == 0, result.stderr
+    (digest,) = rows(home / "casejobs.db", "SELECT * FROM notifications")
+    listed = [DIGEST_LINE.match(line)["case_number"] for line in digest["body"].splitlines() if line.startswith("- ")]
+    assert listed == sorted(f"C-{900 - number}" for number in range(60) for _kind in ("case", "task"))[:CAP]
+    assert digest["body"].rstrip().endswith("and 70 more: 70 overdue, 0 due soon")
