@@ -9,6 +9,7 @@ so that a cheaper plan in a job cannot change a figure unseen.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sqlite3
 from collections import defaultdict
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lib.vocabulary import CATEGORIES, PRIORITIES
 from tests.conftest import run_script
 from tests.helpers import last_finish
 
@@ -210,3 +212,98 @@ def test_items_tied_at_the_cut_are_chosen_by_case_number(home: Path, dataset) ->
     listed = [DIGEST_LINE.match(line)["case_number"] for line in digest["body"].splitlines() if line.startswith("- ")]
     assert listed == sorted(f"C-{900 - number}" for number in range(60) for _kind in ("case", "task"))[:CAP]
     assert digest["body"].rstrip().endswith("and 70 more: 70 overdue, 0 due soon")
+
+
+def reference_pending(database: Path) -> dict[int, dict]:
+    """Return each active internal user's summary as data-model.md's pending table defines it."""
+    week_start = TODAY - dt.timedelta(days=TODAY.weekday())
+    week_end = week_start + dt.timedelta(days=6)
+    month_start = TODAY.replace(day=1)
+    month_end = (month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    users = rows(database, "SELECT * FROM users")
+    internal = {user["id"] for user in users if user["is_active"] == 1 and user["role"] in INTERNAL}
+    figures = ("cases", "tasks", "subtasks", "hearings", "orders", "worklogs", "leave_requests", "documents", "team")
+    summaries = {
+        user_id: {
+            **dict.fromkeys(figures, 0),
+            **dict.fromkeys(("overdue", "due_today", "due_this_week", "due_this_month"), 0),
+            "tasks_by_category": dict.fromkeys(CATEGORIES, 0),
+            "by_priority": dict.fromkeys(PRIORITIES, 0),
+        }
+        for user_id in internal
+    }
+
+    def add(user_id: int | None, figure: str, due: object = None, priority: str | None = None, category=None) -> None:
+        if user_id not in internal:
+            return
+        summary = summaries[user_id]
+        summary[figure] += 1
+        if priority in PRIORITIES:
+            summary["by_priority"][priority] += 1
+        if figure == "tasks" and category in CATEGORIES:
+            summary["tasks_by_category"][category] += 1
+        when = day(due)
+        if when is not None:
+            summary["overdue"] += when < TODAY
+            summary["due_today"] += when == TODAY
+            summary["due_this_week"] += week_start <= when <= week_end
+            summary["due_this_month"] += month_start <= when <= month_end
+
+    cases = {case["id"]: case for case in rows(database, "SELECT * FROM cases")}
+    leads = {team["id"]: team["lead_id"] for team in rows(database, "SELECT * FROM teams")}
+    tasks = {task["id"]: task for task in rows(database, "SELECT * FROM tasks")}
+    for case in cases.values():
+        if case["status"] in ("OPEN", "IN_PROGRESS"):
+            add(case["lawyer_id"], "cases", case["expected_completion_date"], case["priority"])
+    for task in tasks.values():
+        if task["status"] in OPEN_TASK and task["assignee_id"] is not None:
+            add(task["assignee_id"], "tasks", task["due_date"], task["priority"], task["category"])
+        elif task["status"] in OPEN_TASK and task["case_id"] in cases:
+            add(leads.get(cases[task["case_id"]]["team_id"]), "team", task["due_date"], task["priority"])
+    for subtask in rows(database, "SELECT * FROM subtasks"):
+        if subtask["status"] in OPEN_TASK and subtask["task_id"] in tasks:
+            add(subtask["assignee_id"], "subtasks", subtask["due_date"], tasks[subtask["task_id"]]["priority"])
+    for hearing in rows(database, "SELECT * FROM hearings WHERE status = 'SCHEDULED'"):
+        add(hearing["attendee_id"], "hearings", hearing["hearing_date"])
+    for order in rows(database, "SELECT * FROM orders WHERE review_status = 'PENDING_REVIEW'"):
+        add(order["reviewer_id"], "orders")
+    for worklog in rows(database, "SELECT * FROM worklogs"):
+        if worklog["status"] == "DRAFT":
+            add(worklog["user_id"], "worklogs")
+        if worklog["status"] == "SUBMITTED":
+            add(worklog["approver_id"], "worklogs")
+    for leave in rows(database, "SELECT * FROM leave_requests WHERE status = 'PENDING'"):
+        add(leave["approver_id"], "leave_requests", leave["start_date"])
+    for document in rows(database, "SELECT * FROM documents"):
+        if document["status"] == "PENDING_REVIEW":
+            add(document["reviewer_id"], "documents", document["due_date"])
+        if document["status"] == "DRAFT":
+            add(document["owner_id"], "documents", document["due_date"])
+    for summary in summaries.values():
+        summary["total"] = sum(summary[figure] for figure in figures)
+        summary["urgent"] = summary["by_priority"]["URGENT"]
+        levels = [("LOW", 10, 2, 1), ("MODERATE", 15, 3, 2), ("HIGH", 20, 5, 3)]
+        summary["workload_level"] = next(
+            (
+                level
+                for level, total, urgent, overdue in levels
+                if summary["total"] <= total and summary["urgent"] <= urgent and summary["overdue"] <= overdue
+            ),
+            "CRITICAL",
+        )
+    return summaries
+
+
+def test_every_pending_figure_matches_the_reference(busy_home: Path) -> None:
+    database = busy_home / "casejobs.db"
+    result = run_script("user-pending-refresh", home=busy_home, CASEJOBS_NOW=NOW)
+    assert result.returncode == 3, result.stderr  # partial: the task whose due date is no day
+    expected = reference_pending(database)
+    assert sum(summary["workload_level"] == "CRITICAL" for summary in expected.values()) > len(expected) // 2
+    found = {}
+    for row in rows(database, "SELECT * FROM user_pending_summaries"):
+        row.pop("refreshed_at")
+        row["tasks_by_category"] = json.loads(row["tasks_by_category"])
+        row["by_priority"] = json.loads(row["by_priority"])
+        found[row.pop("user_id")] = row
+    assert found == expected
