@@ -10,7 +10,7 @@ touches nothing else (tests/integration/test_registry.py shows it).
 from __future__ import annotations
 
 from lib.jobspec import JobSpec, Registry
-from lib.settings import ECOURTS_URL, PATH, PRINTABLE_SECRET, Setting, decimal_number, whole_number
+from lib.settings import ECOURTS_URL, PATH, PRINTABLE_SECRET, Setting, decimal_number, one_of, whole_number
 
 DAILY_SYNC = JobSpec(
     name="dailySync",
@@ -86,6 +86,8 @@ SLA_CHECK = JobSpec(
     ),
 )
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
 NIGHTLY_BACKUP = JobSpec(
     name="nightlyBackup",
     script="nightly-backup",
@@ -100,7 +102,20 @@ NIGHTLY_BACKUP = JobSpec(
             whole_number(1, 1000),
             "never delete one of this many newest verified packages",
         ),
-        Setting("backup", "compression_level", "1", whole_number(0, 9), "zlib level of the package, 1 (fast) to 9"),
+        Setting(
+            "backup",
+            "compression_level",
+            "1",
+            whole_number(0, 9),
+            "deflate level of the package: 0 stores, 1 (fast) to 9 (ISA-L's levels 1 to 3)",
+        ),
+        Setting(
+            "backup",
+            "full_check_day",
+            "sunday",
+            one_of("every", *WEEKDAYS),
+            "the IST weekday whose copy gets a full integrity_check (other nights a quick_check); every: each night",
+        ),
     ),
 )
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def busy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         connection.execute(
             "UPDATE tasks SET assignee_id = NULL WHERE case_id IN (SELECT id FROM cases ORDER BY id LIMIT 20)"
         )
+        # A hearing added last but held first: the export lists a case's hearings by date, not by id.
+        connection.execute("INSERT INTO hearings (case_id, hearing_date, status) VALUES (1, '2001-01-01', 'HELD')")
     connection.close()
     return home
 
@@ -307,3 +310,81 @@ def test_every_pending_figure_matches_the_reference(busy_home: Path) -> None:
         row["by_priority"] = json.loads(row["by_priority"])
         found[row.pop("user_id")] = row
     assert found == expected
+
+
+def reference_cases(database: Path) -> list[dict]:
+    """Every case with its children nested, as data-model.md and the README describe cases.json."""
+    confidential_text = {
+        "cases": ("title", "client_name", "description"),
+        "tasks": ("title",),
+        "subtasks": ("title",),
+        "hearings": ("purpose", "outcome"),
+        "orders": ("summary", "document_url"),
+        "documents": ("title",),
+    }
+
+    def redacted(table: str, row: dict, confidential: bool) -> dict:
+        for column in confidential_text[table] if confidential else ():
+            if row[column] is not None:
+                row[column] = "[redacted]"
+        return row
+
+    children = {table: defaultdict(list) for table in ("tasks", "hearings", "orders", "documents")}
+    orders = {
+        "tasks": lambda row: row["id"],
+        "hearings": lambda row: (row["hearing_date"], row["id"]),
+        "orders": lambda row: (row["kind"], row["order_no"], row["id"]),
+        "documents": lambda row: row["id"],
+    }
+    for table, by_case in children.items():
+        for row in sorted(rows(database, f"SELECT * FROM {table}"), key=orders[table]):
+            by_case[row["case_id"]].append(row)
+    subtasks = defaultdict(list)
+    for subtask in rows(database, "SELECT * FROM subtasks ORDER BY id"):
+        subtasks[subtask["task_id"]].append(subtask)
+    cases = []
+    for case in rows(database, "SELECT * FROM cases ORDER BY id"):
+        secret = bool(case["is_confidential"])
+        redacted("cases", case, secret)
+        for table, by_case in children.items():
+            case[table] = [redacted(table, dict(row), secret) for row in by_case[case["id"]]]
+        for task in case["tasks"]:
+            task["subtasks"] = [redacted("subtasks", dict(subtask), secret) for subtask in subtasks[task["id"]]]
+        cases.append(case)
+    return cases
+
+
+def test_the_package_holds_the_database_and_exports_equal_to_a_reference(busy_home: Path, tmp_path: Path) -> None:
+    database = busy_home / "casejobs.db"
+    result = run_script("nightly-backup", "--force", home=busy_home, CASEJOBS_NOW=NOW)
+    assert result.returncode == 0, result.stderr
+    (package,) = (busy_home / "backups").glob("casejobs-backup-*.zip")
+    tested = subprocess.run(["unzip", "-t", "-q", str(package)], capture_output=True, text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    subprocess.run(["unzip", "-q", str(package), "-d", str(tmp_path)], check=True)
+
+    # The package is one point in time: its database, read here row by row, is the reference of every export.
+    packaged = tmp_path / "database.db"
+    assert json.loads((tmp_path / "cases.json").read_text()) == reference_cases(packaged)
+    users = [
+        {key: value for key, value in user.items() if key not in ("password_hash", "api_token", "phone")}
+        for user in rows(packaged, "SELECT * FROM users ORDER BY id")
+    ]
+    assert json.loads((tmp_path / "users.json").read_text()) == users
+    since = (dt.datetime.fromisoformat(NOW.replace("Z", "+00:00")) - dt.timedelta(days=30)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
+    audit = sorted(
+        (row for row in rows(packaged, "SELECT * FROM audit_logs") if row["created_at"] >= since),
+        key=lambda row: (row["created_at"], row["id"]),
+    )
+    assert audit and json.loads((tmp_path / "audit-logs.json").read_text()) == audit
+    # And that database is the live one as it was: the same rows in every table, but for the job's own audit
+    # row, written after the copy.
+    tables = [row["name"] for row in rows(database, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        live, copied = rows(database, f'SELECT * FROM "{table}"'), rows(packaged, f'SELECT * FROM "{table}"')
+        if table == "audit_logs":
+            assert [row["entity_name"] for row in live[len(copied) :]] == ["nightlyBackup"]
+            live = live[: len(copied)]
+        assert copied == live, table

@@ -296,7 +296,10 @@ def test_a_corrupt_database_makes_no_package_and_touches_nothing(home: Path, dem
     connection.close()
     before = {name: (home / "backups" / name).read_bytes() for name in backups(home)}
 
-    result = backup(home, "--force")
+    # An index that is really a table: only the full check (each index against its table) sees it.
+    quick = backup(home, "--force", "--dry-run")
+    assert quick.returncode == 0
+    result = backup(home, "--force", CASEJOBS_BACKUP_FULL_CHECK_DAY="every")
 
     assert result.returncode == 1
     assert finish(home)["status"] == "failed" and "integrity_check failed" in finish(home)["error"]
@@ -406,3 +409,23 @@ def test_dry_run_writes_nothing(home: Path, demo: Path) -> None:
 def test_verify_with_no_package_says_so(home: Path, demo: Path) -> None:
     result = run_script("nightly-backup", "verify", home=home)
     assert result.returncode == 1 and "no package" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("now", "full_check_day", "check"),
+    [
+        ("2026-11-29T23:30:00+05:30", "sunday", "integrity_check"),  # a Sunday in India
+        ("2026-11-30T01:00:00+05:30", "sunday", "quick_check"),  # Sunday still in UTC, Monday in India
+        ("2026-11-25T23:30:00+05:30", "wednesday", "integrity_check"),
+        ("2026-11-25T23:30:00+05:30", "every", "integrity_check"),
+    ],
+)
+def test_the_full_check_runs_on_its_ist_weekday_and_a_quick_check_on_the_others(
+    home: Path, demo: Path, now: str, full_check_day: str, check: str
+) -> None:
+    result = backup(home, CASEJOBS_NOW=now, CASEJOBS_BACKUP_FULL_CHECK_DAY=full_check_day)
+    assert result.returncode == 0, result.stderr
+    (package,) = (home / "backups").glob("casejobs-backup-*.zip")
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert (manifest["database_check"], manifest["integrity_check"]) == (check, "ok")

@@ -110,11 +110,13 @@ def stop_and_time(process: subprocess.Popen[str], how: str, limit_started: float
     return time.monotonic() - sent
 
 
-def run_and_stop(home: Path, script: str, arguments: list[str], event: str, how: str) -> tuple[int, float]:
+def run_and_stop(
+    home: Path, script: str, arguments: list[str], event: str, how: str, **environment: str
+) -> tuple[int, float]:
     """Start script; once it logs event, stop it as `how` says (a signal, or a one-second limit);
     return its exit code and the seconds from the signal (or the limit's expiry) to its exit."""
     limit = ["--max-runtime", "1"] if how == "timeout" else []
-    process = start_script(script, *arguments, "--log-format", "json", *limit, home=home)
+    process = start_script(script, *arguments, "--log-format", "json", *limit, home=home, **environment)
     try:
         limit_started = time.monotonic()
         wait_for_log_event(process, event)
@@ -189,8 +191,10 @@ def test_a_stop_ends_a_long_integrity_check(
 ) -> None:
     database_path = home / "casejobs.db"
     database_path.write_bytes(big_database.read_bytes())
-    # "database copied": integrity_check of the copy now runs for seconds
-    code, took = run_and_stop(home, "nightly-backup", [], "database copied", how)
+    # "database copied": the full integrity_check of the copy now runs for seconds
+    code, took = run_and_stop(
+        home, "nightly-backup", [], "database copied", how, CASEJOBS_BACKUP_FULL_CHECK_DAY="every"
+    )
 
     assert code == exit_code
     assert took < STOP_WITHIN, took

@@ -1,5 +1,6 @@
-"""The backup's JSON exports: cases with their children nested in case order, confidential text redacted, and
-write_json_array's stream (valid JSON, a stop check every batch, a record that cannot be encoded skipped)."""
+"""The backup's JSON exports: cases with their children nested in case order, confidential text redacted, a row
+that cannot be exported (a BLOB, text that is not UTF-8) skipped and named alone, and write_json_array's stream
+(valid JSON, a stop check every batch)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,21 @@ class BadRows:
         self.rows.append((table, row_id, reason))
 
 
-def written(records: list[dict[str, Any]], table: str = "users") -> tuple[Any, int, BadRows, int]:
+def encoded(records: list[dict[str, Any]]) -> list[tuple[Any, bytes]]:
+    """The (id, JSON) records an exporter yields, for the given rows."""
+    return [(record["id"], json.dumps(record, separators=(",", ":")).encode()) for record in records]
+
+
+def written(records: list[tuple[Any, bytes | None]], table: str = "users") -> tuple[Any, int, BadRows, int]:
     """Write records as one array; return the parsed JSON, the count written, the bad rows and the checkpoints."""
     writer, bad_rows, checkpoints = io.BytesIO(), BadRows(), []
     count = write_json_array(writer, iter(records), table, lambda: checkpoints.append(1), bad_rows)
     return json.loads(writer.getvalue()), count, bad_rows, len(checkpoints)
+
+
+def cases_of(connection: sqlite3.Connection, bad_rows: BadRows | None = None) -> list[dict[str, Any]]:
+    """Every case as nested_cases exports it, parsed."""
+    return [json.loads(data) for _, data in nested_cases(connection, bad_rows or BadRows()) if data is not None]
 
 
 def test_children_are_nested_under_their_case_in_case_order(connection: sqlite3.Connection) -> None:
@@ -57,7 +68,7 @@ def test_children_are_nested_under_their_case_in_case_order(connection: sqlite3.
     data.document(second, "DRAFT", lawyer, title="Affidavit")
     data.task(999, lawyer, title="Orphan")  # its case does not exist: exported nowhere
 
-    cases = list(nested_cases(connection))
+    cases = cases_of(connection)
     assert [case["id"] for case in cases] == [first, second]
     one, two = cases
     assert [(task["id"], task["title"]) for task in one["tasks"]] == [(early_task, "First's task")]
@@ -85,7 +96,7 @@ def test_a_confidential_cases_text_and_its_childrens_are_redacted(connection: sq
     data.document(secret, "DRAFT", lawyer, title="Merger deed")
     data.task(open_case, lawyer, title="File reply")
 
-    public, hidden = nested_cases(connection)
+    public, hidden = cases_of(connection)
     assert (public["title"], public["description"], public["tasks"][0]["title"]) == (
         "Open matter",
         "Public facts",
@@ -103,17 +114,18 @@ def test_a_confidential_cases_text_and_its_childrens_are_redacted(connection: sq
 
 def test_users_are_exported_without_their_secrets(connection: sqlite3.Connection) -> None:
     Dataset(connection).user(name="Asha Rao")
-    (user,) = users_without_secrets(connection)
+    ((_, data),) = users_without_secrets(connection)
+    user = json.loads(data)
     assert user["name"] == "Asha Rao"
     assert not {"password_hash", "api_token", "phone"} & set(user)
 
 
 def test_records_are_written_as_one_valid_json_array_a_record_per_line() -> None:
     records = [{"id": 1, "name": "Asha"}, {"id": 2, "name": 'Ravi "R" Kumar\n'}]
-    parsed, count, bad_rows, _ = written(records)
+    parsed, count, bad_rows, _ = written(encoded(records))
     assert (parsed, count, bad_rows.rows) == (records, 2, [])
     writer = io.BytesIO()
-    write_json_array(writer, iter(records), "users", lambda: None, BadRows())
+    write_json_array(writer, iter(encoded(records)), "users", lambda: None, BadRows())
     assert len(writer.getvalue().splitlines()) == 4  # "[", a line each, "]"
     empty, none_written, _, _ = written([])
     assert (empty, none_written) == ([], 0)
@@ -123,7 +135,7 @@ def test_records_are_written_as_one_valid_json_array_a_record_per_line() -> None
     ("records", "checkpoints"), [(EXPORT_BATCH, 0), (EXPORT_BATCH + 1, 1), (2 * EXPORT_BATCH + 1, 2)]
 )
 def test_the_stop_check_is_called_once_every_batch_of_records(records: int, checkpoints: int) -> None:
-    parsed, count, _, called = written([{"id": number} for number in range(records)])
+    parsed, count, _, called = written(encoded([{"id": number} for number in range(records)]))
     assert (len(parsed), count, called) == (records, records, checkpoints)
 
 
@@ -133,43 +145,45 @@ def test_a_checkpoint_that_raises_stops_the_stream() -> None:
 
     writer = io.BytesIO()
     with pytest.raises(RuntimeError, match="stop requested"):
-        write_json_array(writer, iter([{"id": number} for number in range(EXPORT_BATCH + 5)]), "users", stop, BadRows())
+        write_json_array(
+            writer, iter(encoded([{"id": number} for number in range(EXPORT_BATCH + 5)])), "users", stop, BadRows()
+        )
     assert writer.getvalue().count(b"\n{") == EXPORT_BATCH  # the first batch only
     assert writer.getvalue().endswith(b'{"id":%d}' % (EXPORT_BATCH - 1))
 
 
-def test_a_record_that_cannot_be_encoded_is_skipped_and_named() -> None:
-    records = [
-        {"id": 1, "name": "Asha"},
-        {"id": 2, "name": "bad \udcff text"},
-        {"id": 3, "blob": b"\x00\x01"},
-        {"id": 4},
-    ]
-    parsed, count, bad_rows, _ = written(records)
-    assert [record["id"] for record in parsed] == [1, 4]
+def test_a_row_with_a_blob_or_text_that_is_not_utf8_is_skipped_and_named(connection: sqlite3.Connection) -> None:
+    data = Dataset(connection)
+    fine, blob, bad_text, last = (data.user(name=name) for name in ("Asha", "Blob", "Bad", "Last"))
+    connection.execute("UPDATE users SET name = x'0001' WHERE id = ?", (blob,))
+    connection.execute("UPDATE users SET name = CAST(x'4266ff' AS TEXT) WHERE id = ?", (bad_text,))
+    parsed, count, bad_rows, _ = written(list(users_without_secrets(connection)))
+    assert [record["id"] for record in parsed] == [fine, last]
     assert count == 2
-    assert bad_rows.rows == [("users", 2, NOT_TEXT), ("users", 3, NOT_TEXT)]
+    assert bad_rows.rows == [("users", blob, NOT_TEXT), ("users", bad_text, NOT_TEXT)]
 
 
-def test_a_case_drops_only_its_children_that_cannot_be_encoded() -> None:
-    case = {
-        "id": 7,
-        "title": "Fine",
-        "tasks": [
-            {"id": 70, "title": "ok", "subtasks": [{"id": 700, "title": "ok"}, {"id": 701, "title": "\udcff"}]},
-            {"id": 71, "title": "\udcfe", "subtasks": []},
-        ],
-        "hearings": [{"id": 80, "purpose": b"\xff"}],
-        "orders": [],
-        "documents": [{"id": 90, "title": "deed"}],
-    }
-    parsed, count, bad_rows, _ = written([case], table="cases")
-    assert count == 1
-    (kept,) = parsed
-    assert [task["id"] for task in kept["tasks"]] == [70]
-    assert [subtask["id"] for subtask in kept["tasks"][0]["subtasks"]] == [700]
-    assert (kept["hearings"], [document["id"] for document in kept["documents"]]) == ([], [90])
-    assert sorted(bad_rows.rows) == [("hearings", 80, NOT_TEXT), ("subtasks", 701, NOT_TEXT), ("tasks", 71, NOT_TEXT)]
+def test_a_case_drops_only_its_children_that_cannot_be_exported(connection: sqlite3.Connection) -> None:
+    data = Dataset(connection)
+    lawyer = data.user()
+    case = data.case(lawyer, title="Fine")
+    good_task, bad_task = data.task(case, lawyer, title="ok"), data.task(case, lawyer, title="bad")
+    good_subtask, bad_subtask = data.subtask(good_task, lawyer, title="ok"), data.subtask(good_task, lawyer)
+    hearing = data.hearing(case, "2026-12-01", lawyer)
+    document = data.document(case, "DRAFT", lawyer, title="deed")
+    connection.execute("UPDATE tasks SET title = CAST(x'ff' AS TEXT) WHERE id = ?", (bad_task,))
+    connection.execute("UPDATE subtasks SET title = CAST(x'fe41' AS TEXT) WHERE id = ?", (bad_subtask,))
+    connection.execute("UPDATE hearings SET purpose = x'ff' WHERE id = ?", (hearing,))
+    bad_rows = BadRows()
+    (kept,) = cases_of(connection, bad_rows)
+    assert [task["id"] for task in kept["tasks"]] == [good_task]
+    assert [subtask["id"] for subtask in kept["tasks"][0]["subtasks"]] == [good_subtask]
+    assert (kept["hearings"], [document["id"] for document in kept["documents"]]) == ([], [document])
+    assert sorted(bad_rows.rows) == [
+        ("hearings", hearing, NOT_TEXT),
+        ("subtasks", bad_subtask, NOT_TEXT),
+        ("tasks", bad_task, NOT_TEXT),
+    ]
 
 
 def test_text_that_is_not_utf8_in_a_copy_costs_only_its_own_row(tmp_path: Path) -> None:
@@ -187,7 +201,7 @@ def test_text_that_is_not_utf8_in_a_copy_costs_only_its_own_row(tmp_path: Path) 
     copy = open_copy(str(path))
     try:
         writer, bad_rows = io.BytesIO(), BadRows()
-        count = write_json_array(writer, nested_cases(copy), "cases", lambda: None, bad_rows)
+        count = write_json_array(writer, nested_cases(copy, bad_rows), "cases", lambda: None, bad_rows)
     finally:
         copy.close()
     (exported,) = json.loads(writer.getvalue())
