@@ -1,61 +1,39 @@
-"""userPendingRefresh on the large database: wall time and peak memory.
+"""userPendingRefresh: wall time and peak memory of a full pass, on the large and the busy shapes, beside
+its reference, and over the size sweep.
 
-Target (issue 2): under 2 s and under 200 MB at large scale, whatever share of
-the items is open. Measured twice: on the seeded history (a minority open) and
-on a copy where about 80% of every kind of item is open.
+Goal (issue 12): at most 1.5 s and 100 MB on the busy shape (half of all tasks and subtasks open, due
+over a year either side of today). The reference, measured in the same run: the same counts, one
+GROUP BY per kind of item, one after the other on one connection (bench/reference_pending.py).
 """
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
+import sys
 
-from bench.common import PROJECT, WORK, large_home, measure, migrated, summarise
+from bench.common import PROJECT, SHAPES, SWEEP, growth, measure, scale_home, summarise
 
 RUNS = 5
-MOSTLY_OPEN = """
-UPDATE tasks SET status = CASE id % 3 WHEN 0 THEN 'TODO' WHEN 1 THEN 'IN_PROGRESS' ELSE 'BLOCKED' END,
-    due_date = date('now', ((id * 7919) % 400 - 200) || ' days') WHERE id % 10 < 8;
-UPDATE subtasks SET status = 'TODO' WHERE id % 10 < 8;
-UPDATE cases SET status = 'OPEN' WHERE id % 10 < 8;
-UPDATE hearings SET status = 'SCHEDULED' WHERE id % 10 < 8;
-UPDATE orders SET review_status = 'PENDING_REVIEW' WHERE id % 10 < 8;
-UPDATE documents SET status = CASE WHEN id % 10 < 4 THEN 'DRAFT' ELSE 'PENDING_REVIEW' END WHERE id % 10 < 8;
-UPDATE worklogs SET status = CASE WHEN id % 10 < 4 THEN 'DRAFT' ELSE 'SUBMITTED' END WHERE id % 10 < 8;
-"""
+GOAL = "<= 1.5 s, <= 100 MB (busy)"
 
 
-def mostly_open_home() -> object:
-    """Return a CASEJOBS_HOME with a copy of the large database where most items are open."""
-    home = WORK / "large-mostly-open"
-    database = home / "casejobs.db"
-    if not database.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        print("  making the mostly-open copy (once)...", flush=True)
-        shutil.copy(large_home() / "casejobs.db", home / "building.db")
-        connection = sqlite3.connect(home / "building.db")
-        connection.executescript(MOSTLY_OPEN)
-        connection.execute("ANALYZE")
-        connection.close()
-        (home / "building.db").rename(database)
-    return migrated(home)
-
-
-def open_share(home: object) -> str:
-    connection = sqlite3.connect(f"{home}/casejobs.db")
-    open_tasks, all_tasks = connection.execute(
-        "SELECT sum(status IN ('TODO','IN_PROGRESS','BLOCKED')), count(*) FROM tasks"
-    ).fetchone()
-    connection.close()
-    return f"{open_tasks:,} of {all_tasks:,} tasks open"
+def timed(home: object, label: str) -> dict[str, float]:
+    command = [str(PROJECT / "bin" / "user-pending-refresh"), "--log-format", "json"]
+    measure(command, {"CASEJOBS_HOME": str(home)})  # warm the page cache once
+    return summarise(label, [measure(command, {"CASEJOBS_HOME": str(home)}) for _ in range(RUNS)])
 
 
 def main() -> dict[str, object]:
-    print("userPendingRefresh (target: < 2 s, < 200 MB)", flush=True)
-    results = {}
-    for label, home in (("seeded history", large_home()), ("mostly open", mostly_open_home())):
-        command = [str(PROJECT / "bin" / "user-pending-refresh"), "--log-format", "json"]
-        measure(command, {"CASEJOBS_HOME": str(home)})  # warm the page cache once
-        measurements = [measure(command, {"CASEJOBS_HOME": str(home)}) for _ in range(RUNS)]
-        results[label] = summarise(f"large, {label} ({open_share(home)})", measurements)
+    print(f"userPendingRefresh (goal {GOAL})", flush=True)
+    results: dict[str, object] = {"goal": GOAL}
+    for shape in SHAPES:
+        home = scale_home(shape)
+        results[shape] = timed(home, f"{shape}: full pass")
+        reference = [sys.executable, "-P", "-m", "bench.reference_pending", str(home / "casejobs.db")]
+        environment = {"PYTHONPATH": str(PROJECT)}
+        results[f"{shape} reference"] = summarise(
+            f"{shape}: reference, one GROUP BY per kind", [measure(reference, environment) for _ in range(RUNS)]
+        )
+    sweep = {scale: timed(scale_home(scale), f"sweep {scale}") for scale in SWEEP}
+    results["sweep"] = {**sweep, "growth": growth(sweep)}
+    print(f"  growth: {results['sweep']['growth']}", flush=True)
     return results

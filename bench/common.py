@@ -13,7 +13,6 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK = PROJECT / "var" / "bench"
-LARGE_HOME = WORK / "large"
 
 
 @dataclass
@@ -57,22 +56,40 @@ def measure(arguments: list[str], environment: dict[str, str] | None = None) -> 
     return Measurement(seconds, peak_kb / 1024, exit_code)
 
 
-def large_home(rebuild: bool = False) -> Path:
-    """Return a CASEJOBS_HOME holding the large demo database, seeding it the first time."""
-    database = LARGE_HOME / "casejobs.db"
-    if rebuild and LARGE_HOME.exists():
-        shutil.rmtree(LARGE_HOME)
+def scale_home(scale: str, rebuild: bool = False) -> Path:
+    """Return a CASEJOBS_HOME holding the seeder's database of that scale (large, busy, medium...),
+    seeding it the first time (a minute for the large and busy ones)."""
+    home = WORK / scale
+    database = home / "casejobs.db"
+    if rebuild and home.exists():
+        shutil.rmtree(home)
     if not database.exists():
-        LARGE_HOME.mkdir(parents=True, exist_ok=True)
-        print(f"building the large database in {database} (once; about a minute)...", flush=True)
+        home.mkdir(parents=True, exist_ok=True)
+        print(f"building the {scale} database in {database} (once)...", flush=True)
         started = time.perf_counter()
         subprocess.run(
-            [str(PROJECT / "bin" / "jobctl"), "db", "seed", "--scale", "large", "--db", str(database)],
+            [str(PROJECT / "bin" / "jobctl"), "db", "seed", "--scale", scale, "--db", str(database)],
             check=True,
-            env={**os.environ, "CASEJOBS_HOME": str(LARGE_HOME)},
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "CASEJOBS_HOME": str(home)},
         )
         print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
-    return migrated(LARGE_HOME)
+    return migrated(home)
+
+
+def large_home(rebuild: bool = False) -> Path:
+    """Return a CASEJOBS_HOME holding the large demo database, seeding it the first time."""
+    return scale_home("large", rebuild)
+
+
+SHAPES = ("large", "busy")  # the seeder's large data (most work done) and a busy firm's (half of it open)
+SWEEP = ("small", "medium", "large")  # how each job's cost grows with the data
+
+
+def growth(results: dict[str, dict[str, float]]) -> str:
+    """Say how a job's time grew from medium to large (ten times the data): linear or better, or worse."""
+    ratio = results["large"]["median_s"] / max(results["medium"]["median_s"], 1e-9)
+    return f"{ratio:.1f}x the time for 10x the data ({'linear or better' if ratio <= 10 else 'WORSE THAN LINEAR'})"
 
 
 def migrated(home: Path) -> Path:

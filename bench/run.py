@@ -7,11 +7,12 @@ import platform
 import sys
 
 from bench import bench_backup, bench_jobstats, bench_pending, bench_sla, bench_sync
-from bench.common import WORK, large_home
+from bench.common import SHAPES, WORK, scale_home
 
 
 def main() -> None:
-    large_home(rebuild="--rebuild" in sys.argv)
+    for shape in SHAPES:
+        scale_home(shape, rebuild="--rebuild" in sys.argv)
     results = {
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "userPendingRefresh": bench_pending.main(),
@@ -20,9 +21,44 @@ def main() -> None:
         "dailySync": bench_sync.main(),
         "jobstats": bench_jobstats.main(),
     }
+    print(table(results), flush=True)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"figures saved in {WORK / 'results.json'}")
+
+
+def _figure(result: dict[str, float]) -> str:
+    return f"{result['median_s']:.2f} s, {result['peak_mb']:.0f} MB"
+
+
+def table(results: dict) -> str:
+    """The README's table: each job on both shapes, next to its goal and its reference from the same run."""
+    lines = ["| job | large | busy | goal | reference in the same run (busy) |", "|---|---|---|---|---|"]
+    pending, sla, backup = results["userPendingRefresh"], results["slaCheck"], results["nightlyBackup"]
+    lines.append(
+        f"| userPendingRefresh | {_figure(pending['large'])} | {_figure(pending['busy'])} | {pending['goal']} "
+        f"| one GROUP BY per kind, one connection: {_figure(pending['busy reference'])} |"
+    )
+    lines.append(f"| slaCheck --force | {_figure(sla['large'])} | {_figure(sla['busy'])} | {sla['goal']} | – |")
+    for key, label in (("job", "quick_check"), ("job_full_check", "full integrity_check")):
+        lines.append(
+            f"| nightlyBackup --force ({label}) | {_figure(backup['large'][key])} | {_figure(backup['busy'][key])} "
+            f"| {backup['goal']} | `sqlite3 .backup && zip -q`: {_figure(backup['busy']['pipeline'])}"
+            f" (large {backup['large']['pipeline']['median_s']:.2f} s) |"
+        )
+    lines.append(
+        f"| package size | {backup['large']['package_mb']} MB ({backup['large']['size_ratio']}x) "
+        f"| {backup['busy']['package_mb']} MB ({backup['busy']['size_ratio']}x) | <= 1.1x the reference ZIP "
+        f"| `zip -q` of the copy: {backup['busy']['reference_zip_mb']} MB (large {backup['large']['reference_zip_mb']} MB) |"
+    )
+    lines += ["", "| size sweep | small | medium | large | growth, medium to large |", "|---|---|---|---|---|"]
+    for name, result in (("userPendingRefresh", pending), ("slaCheck", sla), ("nightlyBackup", backup)):
+        sweep = result["sweep"]
+        lines.append(
+            f"| {name} | {sweep['small']['median_s']:.2f} s | {sweep['medium']['median_s']:.2f} s "
+            f"| {sweep['large']['median_s']:.2f} s | {sweep['growth']} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

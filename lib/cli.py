@@ -129,9 +129,10 @@ def terminal_progress(label: str, total: int) -> Any:
     return NoProgress()
 
 
-def plural(count: int, word: str) -> str:
-    """Return `1 run`, `2 runs`: the count with its word, plural when it is not one."""
-    return f"{count} {word}{'s' * (count != 1)}"
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """Return `1 run`, `2 runs`: the count with its word, plural when it is not one (words, when the
+    plural is not the word with an s: `plural(2, "index", "indexes")`)."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
 
 
 def report_errors(program: str) -> Callable:

@@ -107,7 +107,7 @@ def database_init(db: str | None, dry_run: bool, verbose: bool) -> None:
         database.close()
     verb = "created" if not inspection.exists else "migrated"
     click.echo(
-        f"{verb} {path} at schema version {version}: {plural(len(inspection.to_create), 'table or index')} added"
+        f"{verb} {path} at schema version {version}: {plural(len(inspection.to_create), 'table or index', 'tables or indexes')} added"
     )
 
 
