@@ -77,11 +77,6 @@ def scale_home(scale: str, rebuild: bool = False) -> Path:
     return migrated(home)
 
 
-def large_home(rebuild: bool = False) -> Path:
-    """Return a CASEJOBS_HOME holding the large demo database, seeding it the first time."""
-    return scale_home("large", rebuild)
-
-
 SHAPES = ("large", "busy")  # the seeder's large data (most work done) and a busy firm's (half of it open)
 SWEEP = ("small", "medium", "large")  # how each job's cost grows with the data
 

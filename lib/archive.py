@@ -1,7 +1,9 @@
 """Backup packages: a ZIP written under a temporary name, verified, then renamed.
 
-Every member is streamed (memory does not grow with its size) and its size,
-sha256 and row count recorded in manifest.json, the last member. A package
+Every member is streamed (memory does not grow with its size), compressed with
+ISA-L into a side file beside the package, and then placed in the ZIP as it is,
+so that members can be compressed at once on two cores and placed in order; its
+size, sha256 and row count are recorded in manifest.json, the last member. A package
 appears under its final name only once it is complete, fsynced and verified,
 so a run that dies at any moment leaves no incomplete file under a final name.
 """
@@ -228,16 +230,6 @@ class PackageWriter:
             self.add_deflated(name, writer.deflated, writer.rows)
         finally:
             writer.deflated.path.unlink(missing_ok=True)
-
-    def add_file(
-        self, name: str, path: Path, rows: int | None = None, between_chunks: Callable[[], None] | None = None
-    ) -> None:
-        """Copy a file into the package as a member, in chunks (calling between_chunks, which may raise, after each)."""
-        deflated = deflate_file(path, self.side_path(name), self.compression_level, between_chunks)
-        try:
-            self.add_deflated(name, deflated, rows, between_chunks)
-        finally:
-            deflated.path.unlink(missing_ok=True)
 
     def add_deflated(
         self, name: str, deflated: Deflated, rows: int | None = None, between_chunks: Callable[[], None] | None = None

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from lib.archive import INVALID_MANIFEST, PackageWriter, is_valid_manifest, read_manifest, verify_package
+from lib.archive import (
+    INVALID_MANIFEST,
+    PackageWriter,
+    deflate_file,
+    is_valid_manifest,
+    read_manifest,
+    verify_package,
+)
 
 CASES = b'[\n{"id": 1, "title": "Sharma v. Union of India"}\n]\n'
 USERS = b'[\n{"id": 1, "name": "Asha Rao"}\n]\n'
@@ -37,7 +44,9 @@ def write_package(folder: Path, compression_level: int = 1) -> Path:
     with writer.member("users.json") as member:
         member.write(USERS)
         member.rows = 1
-    writer.add_file("database.db", database, rows=None)
+    compressed = deflate_file(database, writer.side_path("database.db"), compression_level)  # as the job does
+    writer.add_deflated("database.db", compressed)
+    compressed.path.unlink()
     writer.close({"ist_date": "2026-11-28"})
     writer.commit()
     return writer.final_path
