@@ -311,11 +311,9 @@ def skip_bad_dates(context: RunContext) -> list[str]:
     connection = context.database.conn
     values: list[str] = []
     for _kind, table, column, where in DATED:
-        bad = [value for value in bad_date_values(connection, table, column, where) if isinstance(value, str)]
-        if not bad:
-            continue  # the common case: one pass over the distinct dates, no second query
-        values += bad
-        for row_id in rows_with_bad_dates(connection, table, column, where):
+        bad = bad_date_values(connection, table, column, where)
+        values += [value for value in bad if isinstance(value, str)]  # others never pass the items' GLOB
+        for row_id in rows_with_bad_dates(connection, table, column, where, bad):
             context.outcome.add("bad_dates")
             context.bad_row(table, row_id, f"{column} is not a calendar day")
     return values

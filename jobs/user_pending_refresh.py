@@ -258,7 +258,7 @@ def recount_without_bad_dates(context: RunContext, source: Source, parameters: d
     table, column, where = source.dated
     connection = context.database.conn
     bad_values = bad_date_values(connection, table, column, where)
-    for row_id in rows_with_bad_dates(connection, table, column, where):
+    for row_id in rows_with_bad_dates(connection, table, column, where, bad_values):
         context.bad_row(table, row_id, f"{column} is not a calendar day")
     arguments = {**parameters, "bad_dates": json.dumps(bad_values)}
     return connection.execute(source.sql_without_bad_dates, arguments).fetchall()

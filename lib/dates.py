@@ -38,10 +38,10 @@ def bad_date_values(connection: sqlite3.Connection, table: str, column: str, whe
 
 
 def rows_with_bad_dates(
-    connection: sqlite3.Connection, table: str, column: str, where: str, limit: int = 10_000
+    connection: sqlite3.Connection, table: str, column: str, where: str, bad: list[Any], limit: int = 10_000
 ) -> list[int]:
-    """Return the ids of rows matching where whose table.column is set but is no calendar day."""
-    bad = bad_date_values(connection, table, column, where)
+    """Return the ids of rows matching where whose table.column holds one of the bad values (as
+    bad_date_values() found them: the caller has them already, so they are not looked for twice)."""
     if not bad:
         return []
     marks = ", ".join("?" for _ in bad)

@@ -61,14 +61,17 @@ def test_rows_with_bad_dates_are_found_among_the_matching_rows_only_in_id_order(
     same_bad_again = data.task(case, lawyer, due_date="15/03/2024")
 
     where = "status = 'TODO'"
-    assert sorted(bad_date_values(connection, "tasks", "due_date", where)) == ["15/03/2024", "2026-13-45"]
-    assert rows_with_bad_dates(connection, "tasks", "due_date", where) == [late_bad, first_bad, same_bad_again]
-    assert rows_with_bad_dates(connection, "tasks", "due_date", where, limit=2) == [late_bad, first_bad]
-    assert good not in rows_with_bad_dates(connection, "tasks", "due_date", "1 = 1")
+    bad = bad_date_values(connection, "tasks", "due_date", where)
+    assert sorted(bad) == ["15/03/2024", "2026-13-45"]
+    assert rows_with_bad_dates(connection, "tasks", "due_date", where, bad) == [late_bad, first_bad, same_bad_again]
+    assert rows_with_bad_dates(connection, "tasks", "due_date", where, bad, limit=2) == [late_bad, first_bad]
+    everywhere = bad_date_values(connection, "tasks", "due_date", "1 = 1")
+    assert good not in rows_with_bad_dates(connection, "tasks", "due_date", "1 = 1", everywhere)
 
 
 def test_a_table_without_bad_dates_gives_no_rows(dataset: Dataset) -> None:
     data, connection = dataset, dataset.connection
     lawyer = data.user()
     data.task(data.case(lawyer), lawyer, due_date="2026-11-28")
-    assert rows_with_bad_dates(connection, "tasks", "due_date", "1 = 1") == []
+    bad = bad_date_values(connection, "tasks", "due_date", "1 = 1")
+    assert bad == [] and rows_with_bad_dates(connection, "tasks", "due_date", "1 = 1", bad) == []
