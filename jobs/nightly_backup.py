@@ -12,13 +12,14 @@ apart: the package writer and verifier (lib/archive.py), the exports
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from lib.restore import restore
 from lib.retention import apply_retention, package_path, packages_in, remove_leftovers
 from lib.schema import SCHEMA_VERSION
 from lib.settings import load_settings
-from lib.stop import StopFlag, exit_on_terminate
+from lib.stop import StopFlag, exit_on_terminate, start_in_thread
 
 BACKUP_STEP_PAGES = 4096  # 16 MiB with 4 KiB pages: a stop is seen between two steps
 
@@ -70,42 +71,6 @@ def online_backup(source: sqlite3.Connection, destination: Path, stop_flag: Stop
         target.close()
 
 
-class _Aside(threading.Thread):
-    """Work done on a second core while the exports are written: its result, or the error it met, are
-    handed to the main thread by outcome(). cancel() makes a work that calls check() stop early."""
-
-    def __init__(self, name: str, work: Callable[[Callable[[], None]], Any]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._work = work
-        self._cancelled = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def check(self) -> None:
-        """Raise StopRequested once cancel() was called (the work calls this between chunks)."""
-        if self._cancelled.is_set():
-            raise StopRequested("cancelled")
-
-    def run(self) -> None:
-        try:
-            self.result = self._work(self.check)
-        except BaseException as error:  # handed to the main thread by outcome()
-            self.error = error
-
-    def outcome(self, stop_flag: StopFlag) -> Any:
-        """Wait for the work (a stop interrupts the wait) and return its result, or raise its error."""
-        stop_flag.join(self)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    def cancel(self) -> None:
-        """Ask the work to stop and wait until it has (a cancelled work's error is dropped)."""
-        self._cancelled.set()
-        self.join()
-
-
 def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -> dict[str, int]:
     """Stream the JSON exports from the copy into the package; return the copy's row count per table.
 
@@ -114,7 +79,7 @@ def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -
     placed after it, in order.
     """
     first, *others = EXPORTS
-    rest = _Aside("exports", lambda check: [write_aside(context, copy_path, writer, name) for name in others])
+    rest = start_in_thread(lambda: [write_aside(context, copy_path, writer, name) for name in others])
     try:
         with _open_for_export(context, copy_path) as copy:
             context.log.info("exporting", member=first)
@@ -122,13 +87,13 @@ def write_exports(context: RunContext, writer: PackageWriter, copy_path: Path) -
             with writer.member(first) as member:
                 member.rows = write_json_array(member, records, EXPORTS[first], context.checkpoint, context.bad_row)
             counts = table_counts(copy)
-        for name, member in rest.outcome(context.stop_flag):
+        for name, member in context.stop_flag.wait_for(rest):
             context.checkpoint()
             writer.add_deflated(name, member.deflated, member.rows)
             member.deflated.path.unlink(missing_ok=True)
         return counts
     finally:
-        rest.cancel()
+        concurrent.futures.wait([rest])  # its side files are gone with the package's only once it has ended
 
 
 @contextlib.contextmanager
@@ -181,20 +146,26 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
     level = context.settings.get("backup.compression_level")
     deflated_path = copy_path.with_name(copy_path.name + ".deflate")
     pragma = database_check(context)
-    checker = _Aside("integrity-check", lambda check: integrity_check(copy_path, stop_flag, pragma))
-    deflater = _Aside("deflate-database", lambda check: deflate_file(copy_path, deflated_path, level, check))
+    cancelled = threading.Event()  # set on the way out: the compression of the copy stops at its next chunk
+
+    def unless_cancelled() -> None:
+        if cancelled.is_set():
+            raise StopRequested("cancelled")
+
+    checker = start_in_thread(integrity_check, copy_path, stop_flag, pragma)
+    deflater = start_in_thread(deflate_file, copy_path, deflated_path, level, unless_cancelled)
     writer = PackageWriter(final_path, level)
     try:
         try:
             tables = write_exports(context, writer, copy_path)
         except sqlite3.DatabaseError:
             # a damaged database usually breaks the exports first: say why
-            _raise_unless_sound(checker.outcome(stop_flag), pragma)
+            _raise_unless_sound(stop_flag.wait_for(checker), pragma)
             raise
-        verdict = checker.outcome(stop_flag)
+        verdict = stop_flag.wait_for(checker)
         _raise_unless_sound(verdict, pragma)
         context.checkpoint()
-        deflated = deflater.outcome(stop_flag)
+        deflated = stop_flag.wait_for(deflater)
         context.log.info("adding the database", member="database.db", check=pragma, verdict=verdict)
         writer.add_deflated("database.db", deflated, rows=sum(tables.values()), between_chunks=context.checkpoint)
         manifest = writer.close(
@@ -220,9 +191,10 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
         writer.abort()
         raise
     finally:
-        deflater.cancel()
+        cancelled.set()
+        concurrent.futures.wait([deflater])
         if not stop_flag.is_set():  # a stop interrupts the check; waiting for it would only delay the exit
-            checker.join()
+            concurrent.futures.wait([checker])
         deflated_path.unlink(missing_ok=True)
     return manifest
 

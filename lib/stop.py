@@ -121,9 +121,16 @@ class StopFlag:
         server accepts just then is known as sent); after that StopRequested is
         raised and the thread is abandoned: it dies with the process.
         """
-        future: concurrent.futures.Future[Result] = concurrent.futures.Future()
-        threading.Thread(target=_settle, args=(future, function, arguments), name="blocking-call", daemon=True).start()
-        return self.wait_for(future, grace=grace)
+        return self.wait_for(start_in_thread(function, *arguments), grace=grace)
+
+
+def start_in_thread(function: Callable[..., Result], *arguments: Any) -> concurrent.futures.Future[Result]:
+    """Start a call on a daemon thread of its own (work for a second core, or a blocking call) and
+    return its future: StopFlag.wait_for() waits for it and a stop ends the wait; a stopped run never
+    waits for the thread itself, which dies with the process."""
+    future: concurrent.futures.Future[Result] = concurrent.futures.Future()
+    threading.Thread(target=_settle, args=(future, function, arguments), name=function.__name__, daemon=True).start()
+    return future
 
 
 def _settle(future: concurrent.futures.Future[Any], function: Callable[..., Any], arguments: tuple[Any, ...]) -> None:
