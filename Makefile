@@ -33,6 +33,7 @@ demo:
 	bin/user-pending-refresh --log-format console || test $$? -eq 3
 	bin/sla-check --log-format console || test $$? -eq 3
 	bin/nightly-backup --log-format console || test $$? -eq 3
+	bin/backup-drill --log-format console
 	@echo
 	bin/jobstats
 	@echo

@@ -9,8 +9,24 @@ touches nothing else (tests/integration/test_registry.py shows it).
 
 from __future__ import annotations
 
+from lib.encryption import parse_recipients
 from lib.jobspec import JobSpec, Registry
-from lib.settings import ECOURTS_URL, PATH, PRINTABLE_SECRET, Setting, decimal_number, one_of, whole_number
+from lib.settings import (
+    ECOURTS_URL,
+    PATH,
+    PRINTABLE_SECRET,
+    SWITCH,
+    Rule,
+    Setting,
+    decimal_number,
+    one_of,
+    whole_number,
+)
+
+AGE_RECIPIENTS = Rule(
+    parse_recipients,
+    "one or more age recipients (age1…) separated by spaces or commas, or the path of a file holding one a line",
+)
 
 DAILY_SYNC = JobSpec(
     name="dailySync",
@@ -116,6 +132,46 @@ NIGHTLY_BACKUP = JobSpec(
             one_of("every", *WEEKDAYS),
             "the IST weekday whose copy gets a full integrity_check (other nights a quick_check); every: each night",
         ),
+        Setting(
+            "backup",
+            "encrypt_to",
+            None,
+            AGE_RECIPIENTS,
+            "encrypt each package to these public keys (casejobs-backup-YYYY-MM-DD.zip.age); unset: no encryption",
+        ),
+        Setting(
+            "backup",
+            "offsite_dir",
+            None,
+            PATH,
+            "a mounted folder (NAS share, USB disk, synced folder) that receives a checked copy of each package",
+        ),
+        Setting(
+            "backup",
+            "offsite_plaintext",
+            "0",
+            SWITCH,
+            "1 allows an off-site copy without encryption (every client's data would leave the machine in clear)",
+        ),
+    ),
+)
+
+BACKUP_DRILL = JobSpec(
+    name="backupDrill",
+    script="backup-drill",
+    summary="Restore the newest backup package (local or off-site) into a temporary folder and prove it sound.",
+    time_limit=3 * 3600,
+    shared_sections=("backup",),
+    good_run_within_days=8,
+    headline="last restore drill",
+    settings=(
+        Setting(
+            "backup",
+            "drill_identity",
+            None,
+            PATH,
+            "the age identity file (age-keygen's) the drill decrypts with; unset: it checks size and sha256 only",
+        ),
     ),
 )
 
@@ -126,4 +182,4 @@ USER_PENDING_REFRESH = JobSpec(
     time_limit=240,
 )
 
-REGISTRY = Registry((DAILY_SYNC, SLA_CHECK, NIGHTLY_BACKUP, USER_PENDING_REFRESH))
+REGISTRY = Registry((DAILY_SYNC, SLA_CHECK, NIGHTLY_BACKUP, USER_PENDING_REFRESH, BACKUP_DRILL))

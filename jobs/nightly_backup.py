@@ -28,20 +28,48 @@ import click
 from jobs import NIGHTLY_BACKUP as SPEC
 from jobs import WEEKDAYS
 from lib import __version__
-from lib.archive import FULL_CHECK, QUICK_CHECK, PackageWriter, deflate_file, integrity_check, verify_package
+from lib.archive import (
+    FULL_CHECK,
+    QUICK_CHECK,
+    PackageWriter,
+    deflate_file,
+    fsync_folder,
+    integrity_check,
+    verify_package,
+)
 from lib.cli import job_command, main, report_errors
 from lib.clock import format_utc
+from lib.encryption import (
+    Written,
+    clear_package,
+    encrypt_file,
+    file_digest,
+    is_encrypted,
+    read_identities,
+    starts_like_age,
+)
 from lib.errors import CasejobsError, StopRequested, UsageError
 from lib.exports import EXPORTS, export_records, open_copy, table_counts, write_json_array
 from lib.harness import RunContext
 from lib.home import make_folder
 from lib.jobspec import Outcome
+from lib.offsite import OffsiteProblem, synchronise
 from lib.restore import restore
-from lib.retention import apply_retention, package_path, packages_in, remove_leftovers
+from lib.retention import (
+    apply_retention,
+    ledger_record,
+    package_path,
+    packages_in,
+    read_record,
+    record_path,
+    remove_leftovers,
+    write_record,
+)
 from lib.schema import SCHEMA_VERSION
 from lib.settings import load_settings
 from lib.stop import StopFlag, exit_on_terminate, start_in_thread
 
+WORK_FOLDER = "work"  # under the home: where an encrypted package is made and checked in clear, 0700
 BACKUP_STEP_PAGES = 4096  # 16 MiB with 4 KiB pages: a stop is seen between two steps
 
 
@@ -133,14 +161,20 @@ def database_check(context: RunContext) -> str:
     return QUICK_CHECK
 
 
-def write_package(context: RunContext, copy_path: Path, final_path: Path, started: float) -> dict[str, Any]:
-    """Write, fsync and verify the package from the copy, then rename it into place; return its manifest.
+def write_package(
+    context: RunContext, copy_path: Path, final_path: Path, started: float, work_folder: Path
+) -> tuple[dict[str, Any], Written]:
+    """Write, fsync and verify the package from the copy, then put it in place under final_path; return
+    its manifest and the size and sha256 of the file in place.
 
     While the main thread writes the JSON exports, a second core runs
     integrity_check on the copy and compresses the copy aside (deflate_file):
-    the database member is then copied into the package as it is. Raise
-    CasejobsError (and leave no file behind) if the copy is not sound or the
-    package does not verify.
+    the database member is then copied into the package as it is. A clear
+    package is renamed into place once verified. An encrypted one (final_path
+    ends in .age) is written and verified in clear in work_folder, never
+    beside it, then encrypted into place (seal_encrypted). Raise CasejobsError
+    (and leave no file behind) if the copy is not sound or the package does
+    not verify.
     """
     stop_flag = context.stop_flag
     level = context.settings.get("backup.compression_level")
@@ -154,7 +188,8 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
 
     checker = start_in_thread(integrity_check, copy_path, stop_flag, pragma)
     deflater = start_in_thread(deflate_file, copy_path, deflated_path, level, unless_cancelled)
-    writer = PackageWriter(final_path, level)
+    encrypted = is_encrypted(final_path)
+    writer = PackageWriter(work_folder / final_path.name.removesuffix(".age") if encrypted else final_path, level)
     try:
         try:
             tables = write_exports(context, writer, copy_path)
@@ -182,11 +217,19 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
             }
         )
         context.log.info("verifying the package")
+        # The clear package's sha256 is read off the disk while it is verified: the second core is free now.
+        digest = None if encrypted else start_in_thread(file_digest, writer.temporary_path, stop_flag.check)
         verification = verify_package(writer.temporary_path, stop_flag=stop_flag)
         if not verification.ok:
             raise CasejobsError(f"the new package failed verification: {'; '.join(verification.problems)}")
         context.checkpoint()
-        writer.commit()
+        if encrypted:
+            written = seal_encrypted(context, writer.temporary_path, final_path)
+        else:
+            written = stop_flag.wait_for(digest)
+            record_path(final_path).unlink(missing_ok=True)  # a replaced package's record never outlives it
+            writer.commit()
+            write_record(final_path, package_record(context, final_path, written))
     except BaseException:
         writer.abort()
         raise
@@ -196,15 +239,102 @@ def write_package(context: RunContext, copy_path: Path, final_path: Path, starte
         if not stop_flag.is_set():  # a stop interrupts the check; waiting for it would only delay the exit
             concurrent.futures.wait([checker])
         deflated_path.unlink(missing_ok=True)
-    return manifest
+        if encrypted:
+            writer.abort()  # the clear package in the work folder goes, whatever happened
+    return manifest, written
+
+
+def package_record(context: RunContext, package: Path, written: Written) -> dict[str, Any]:
+    """The clear-text record kept beside a package and in the ledger: no client data, only what proves
+    the file is the one this run made."""
+    return {
+        "package": package.name,
+        "size": written.size,
+        "sha256": written.sha256,
+        "created_at": format_utc(context.now),
+        "ist_date": context.today.isoformat(),
+        "encrypted_to": list(context.settings.get("backup.encrypt_to") or ()),
+        "casejobs_version": __version__,
+    }
+
+
+def seal_encrypted(context: RunContext, clear: Path, final_path: Path) -> Written:
+    """Encrypt the verified clear package into final_path's folder under a temporary name, streamed, read
+    it back to compare its sha256 with what was written, write its record, then rename it into place;
+    return its size and sha256."""
+    temporary = final_path.with_name(f".{final_path.name}.tmp-{os.getpid()}")
+    try:
+        context.log.info("encrypting the package", recipients=len(context.settings.get("backup.encrypt_to")))
+        written = encrypt_file(clear, temporary, context.settings.get("backup.encrypt_to"), context.checkpoint)
+        if file_digest(temporary, context.checkpoint) != written:
+            raise CasejobsError("the encrypted package read back differs from what was written: the disk is failing")
+        record_path(final_path).unlink(missing_ok=True)  # a replaced package's record never outlives it
+        os.replace(temporary, final_path)
+        fsync_folder(final_path.parent)
+        write_record(final_path, package_record(context, final_path, written))
+    finally:
+        temporary.unlink(missing_ok=True)
+    return written
+
+
+def existing_package_problems(path: Path, home: Path) -> list[str]:
+    """Check a package already in place the way the nightly job can (an encrypted one without opening
+    it); return its problems (none: it is sound)."""
+    if is_encrypted(path):
+        return record_problems(path, home)
+    return verify_package(path).problems
+
+
+def record_problems(path: Path, home: Path) -> list[str]:
+    """Compare a package's size and sha256 with its records (beside it, and in the ledger); return the
+    differences in words. An encrypted package must have at least one record; a clear one is
+    checked against those it has."""
+    problems = []
+    if is_encrypted(path) and not starts_like_age(path):
+        problems.append("not an age-encrypted file (its header is wrong)")
+    records = {"its record beside it": read_record(path), "the ledger": ledger_record(home, path)}
+    known = {where: record for where, record in records.items() if record is not None}
+    if not known:
+        return (
+            [*problems, "no record of its size and sha256 (none beside it, none in the ledger)"]
+            if is_encrypted(path)
+            else problems
+        )
+    written = file_digest(path)
+    for where, record in known.items():
+        if written.sha256 == record["sha256"]:
+            continue
+        if written.size != record["size"]:
+            problems.append(f"{written.size} bytes, but {record['size']} in {where} (cut short or altered)")
+        else:
+            problems.append(f"its sha256 differs from the one in {where} (the file was altered)")
+    return problems
+
+
+def copy_offsite(context: RunContext, folder: Path, retention: tuple[int, int]) -> None:
+    """Copy the recent packages missing off-site and apply the retention there; a fault there makes the
+    run partial, in words, and leaves the local packages as they are."""
+    offsite = context.settings.get("backup.offsite_dir")
+    if offsite is None:
+        return
+    try:
+        result = synchronise(folder, offsite, context.today, retention, context.checkpoint, context.log)
+    except OffsiteProblem as problem:
+        context.outcome.problem(str(problem))
+        context.outcome.details["offsite"] = {"folder": str(offsite), "problem": str(problem)}
+        context.log.warning("off-site copy not made", reason=str(problem))
+        return
+    context.outcome.details["offsite"] = {"folder": str(offsite), **result}
 
 
 def work(context: RunContext) -> Outcome:
-    """The job's work: make today's package unless a verified one exists, then apply retention."""
+    """The job's work: make today's package unless a sound one exists, apply retention, copy it off-site."""
     started = time.monotonic()
-    folder = context.settings.home / "backups"
+    home = context.settings.home
+    folder = home / "backups"
     today = context.today
-    final_path = package_path(folder, today)
+    encrypted = bool(context.settings.get("backup.encrypt_to"))
+    final_path = package_path(folder, today, encrypted)
     retention = (context.settings.get("backup.retention_days"), context.settings.get("backup.keep_newest"))
     if context.dry_run:
         exists = final_path.exists()
@@ -212,37 +342,45 @@ def work(context: RunContext) -> Outcome:
         context.outcome.plan = iter([f"would {'keep' if exists and not context.force else 'write'} {final_path}"])
         return context.outcome
     make_folder(folder, shared=False)
-    leftovers = remove_leftovers(folder)
+    # With encryption on, nothing in clear is ever written beside the packages: the copy and the clear
+    # package are made in the work folder (0700), and removed on every exit path.
+    work_folder = home / WORK_FOLDER if encrypted else folder
+    make_folder(work_folder, shared=False)
+    leftovers = remove_leftovers(folder) + (remove_leftovers(work_folder) if encrypted else [])
     if leftovers:
         context.log.info("removed what a dead run left", files=leftovers)
     if final_path.exists() and not context.force:
-        verification = verify_package(final_path)
-        if verification.ok:
+        problems = existing_package_problems(final_path, home)
+        if not problems:
             deleted = apply_retention(folder, today, *retention)
-            return Outcome(details={"already_done": True, "package": str(final_path), "deleted_packages": deleted})
-        context.log.warning("today's package does not verify: making it again", problems=verification.problems)
-    copy_path = folder / f".casejobs-copy-{os.getpid()}.db"
+            context.outcome.details |= {"already_done": True, "package": str(final_path), "deleted_packages": deleted}
+            copy_offsite(context, folder, retention)
+            return context.outcome
+        context.log.warning("today's package is not sound: making it again", problems=problems)
+    copy_path = work_folder / f".casejobs-copy-{os.getpid()}.db"
     try:
         online_backup(context.database.conn, copy_path, context.stop_flag)
         context.log.info("database copied", bytes=copy_path.stat().st_size)
         context.checkpoint()
-        manifest = write_package(context, copy_path, final_path, started)
+        manifest, written = write_package(context, copy_path, final_path, started, work_folder)
     finally:
         copy_path.unlink(missing_ok=True)
     deleted = apply_retention(folder, today, *retention)
     members = manifest["members"]
     uncompressed = sum(member["size"] for member in members.values())
-    size = final_path.stat().st_size
     context.outcome.details |= {
         "package": str(final_path),
-        "size": size,
-        "compression_ratio": round(uncompressed / size, 2) if size else None,
+        "size": written.size,
+        "sha256": written.sha256,
+        "encrypted": encrypted,
+        "compression_ratio": round(uncompressed / written.size, 2) if written.size else None,
         "rows": {name: member["rows"] for name, member in members.items()},
         "duration_ms": int((time.monotonic() - started) * 1000),
         "deleted_packages": deleted,
         "already_done": False,
     }
     context.outcome.items = len(members)
+    copy_offsite(context, folder, retention)
     return context.outcome
 
 
@@ -250,28 +388,67 @@ def _backups_folder() -> Path:
     return load_settings().home / "backups"
 
 
-def _scratch_folder() -> Path:
-    """Where verify and restore inflate a database copy: the backups folder, cleared of dead runs' copies."""
-    folder = _backups_folder()
-    if folder.parent.is_dir():
+def _scratch_folder(encrypted: bool = False) -> Path:
+    """Where verify and restore inflate a database copy, cleared of dead runs' copies: the backups
+    folder, or for an encrypted package the work folder (nothing in clear beside the packages)."""
+    home = load_settings().home
+    folder = home / (WORK_FOLDER if encrypted else "backups")
+    if home.is_dir():
         make_folder(folder, shared=False)
     remove_leftovers(folder)
     return folder
 
 
+IDENTITY_OPTION = click.option(
+    "--identity",
+    type=click.Path(dir_okay=False, exists=True),
+    help="The age identity file (age-keygen's) that opens encrypted packages (.zip.age).",
+)
+
+
+def _identities(identity: str | None) -> list[Any] | None:
+    return read_identities(Path(identity)) if identity else None
+
+
+def check_package(path: Path, identities: list[Any] | None) -> tuple[list[str], str]:
+    """Verify one package as far as the identities allow; return its problems and, when sound, what was
+    checked ("" for everything). A clear package's members are checked first (a problem names its
+    member), then its size and sha256 against its records; an encrypted one's records come first."""
+    if not path.is_file():
+        return ["no such package"], ""
+    home = load_settings().home
+    encrypted = is_encrypted(path)
+    if encrypted:
+        problems = record_problems(path, home)
+        if problems:
+            return problems, ""
+        if not identities:
+            return [], " (size and sha256 as recorded; its contents need --identity)"
+    scratch = _scratch_folder(encrypted)
+    try:
+        with clear_package(path, identities, scratch) as clear:
+            problems = verify_package(clear, check_database=True, scratch=scratch).problems
+    except CasejobsError as error:
+        return [str(error)], ""
+    return (problems or ([] if encrypted else record_problems(path, home))), ""
+
+
 @click.command(name="verify")
 @click.argument("package", required=False, type=click.Path(dir_okay=False))
 @click.option("--all", "check_all", is_flag=True, help="Verify every package in the backups folder.")
+@IDENTITY_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("nightly-backup verify")
-def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
-    """Verify a package (default: the newest; --all: every one): checksums, the ZIP's CRCs and
-    integrity_check of the database inside. One line per package, `ok` or `BAD: <reason>`;
-    exit 1 when any package is bad.
+def verify_command(package: str | None, check_all: bool, identity: str | None, verbose: bool) -> None:
+    """Verify a package (default: the newest; --all: every one): its size and sha256 against its records
+    (beside it and in the ledger), checksums, the ZIP's CRCs and integrity_check of the database inside.
+    An encrypted package without --identity gets the first check only. One line per package, `ok` or
+    `BAD: <reason>`; exit 1 when any package is bad.
     """
     exit_on_terminate()
     if package and check_all:
         raise UsageError("give a PACKAGE or --all, not both")
+    identities = _identities(identity)
     if package:
         paths = [Path(package)]
     else:
@@ -279,19 +456,14 @@ def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
         if not found:
             raise CasejobsError(f"no package in {_backups_folder()}")
         paths = found if check_all else found[:1]
-    scratch = _scratch_folder()
     bad = 0
     for path in paths:
-        problems = (
-            verify_package(path, check_database=True, scratch=scratch).problems
-            if path.is_file()
-            else ["no such package"]
-        )
+        problems, scope = check_package(path, identities)
         if problems:
             bad += 1
             click.echo(f"{path}: BAD: {'; '.join(problems)}")
         else:
-            click.echo(f"{path}: ok")
+            click.echo(f"{path}: ok{scope}")
     sys.exit(1 if bad else 0)
 
 
@@ -299,17 +471,25 @@ def verify_command(package: str | None, check_all: bool, verbose: bool) -> None:
 @click.argument("package", type=click.Path(dir_okay=False, exists=True))
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False), help="Where to write the database.")
 @click.option("--force", is_flag=True, help="Replace an existing file (kept beside it as PATH.bak-<timestamp>).")
+@IDENTITY_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("nightly-backup restore")
-def restore_command(package: str, target: str, force: bool, verbose: bool) -> None:
-    """Restore the database of a package to PATH, after verifying the package.
+def restore_command(package: str, target: str, force: bool, identity: str | None, verbose: bool) -> None:
+    """Restore the database of a package to PATH, after verifying the package (an encrypted one needs
+    --identity; it is decrypted into the work folder and removed after).
 
     The file is written beside PATH under a temporary name, fsynced and
     renamed; nothing is written outside PATH's folder, whatever names the
     archive holds.
     """
     exit_on_terminate()
-    restored = restore(Path(package), Path(target), force, _scratch_folder())
+    path = Path(package)
+    problems = record_problems(path, load_settings().home)
+    if problems:
+        raise CasejobsError(f"{package} does not match its record, nothing restored: {'; '.join(problems)}")
+    scratch = _scratch_folder(is_encrypted(path))
+    with clear_package(path, _identities(identity), scratch) as clear:
+        restored = restore(clear, Path(target), force, scratch)
     click.echo(f"restored {restored} from {package}")
 
 

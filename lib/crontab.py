@@ -122,6 +122,14 @@ def _daily_time(entry: Entry) -> tuple[int, int] | None:
     return None
 
 
+def _weekly_time(entry: Entry) -> tuple[int, int, int] | None:
+    """(cron weekday 0-6 with 0 Sunday, hour, minute) of a once-a-week entry such as 0 3 * * 0, else None."""
+    minute, hour, day, month, weekday = entry.expression.split()
+    if minute.isdigit() and hour.isdigit() and weekday.isdigit() and (day, month) == ("*", "*"):
+        return int(weekday) % 7, int(hour), int(minute)
+    return None
+
+
 def _zone_independent(entry: Entry) -> bool:
     """True for entries like */5 * * * *: every zone's offset is a multiple of 15 minutes."""
     minute, hour, day, month, weekday = entry.expression.split()
@@ -144,16 +152,34 @@ def local_times(hour: int, minute: int, zone: ZoneInfo, year: int) -> list[tuple
     return sorted(found)
 
 
+def local_weekly_times(weekday: int, hour: int, minute: int, zone: ZoneInfo, year: int) -> list[tuple[int, int, int]]:
+    """Return every host-local (cron weekday, hour, minute) that weekday hour:minute IST falls on during
+    the year, sorted: 03:00 IST on Sunday is 21:30 on Saturday in UTC."""
+    found = set()
+    day = dt.date(year, 1, 1)
+    day += dt.timedelta(days=(weekday - (day.weekday() + 1) % 7) % 7)  # the year's first such weekday
+    while day.year == year:
+        moment = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=IST).astimezone(zone)
+        found.add(((moment.weekday() + 1) % 7, moment.hour, moment.minute))
+        day += dt.timedelta(days=7)
+    return sorted(found)
+
+
 def cron_lines_for(entry: Entry, zone: ZoneInfo | None, year: int) -> list[str]:
-    """Return the crontab expressions of one entry: as written (zone None: CRON_TZ), or translated."""
+    """Return the crontab expressions of one entry: as written (zone None: CRON_TZ), or translated to
+    the host's zone (each local time the IST time falls on during the year: a second start of the same
+    IST slot skips itself)."""
     if zone is None or _zone_independent(entry):
         return [entry.expression]
     daily = _daily_time(entry)
-    if daily is None:
-        raise CasejobsError(
-            f"{entry.script}: only daily and every-N-minutes schedules can be translated ({entry.expression})"
-        )
-    return [f"{minute} {hour} * * *" for hour, minute in local_times(*daily, zone, year)]
+    if daily is not None:
+        return [f"{minute} {hour} * * *" for hour, minute in local_times(*daily, zone, year)]
+    weekly = _weekly_time(entry)
+    if weekly is not None:
+        return [f"{minute} {hour} * * {weekday}" for weekday, hour, minute in local_weekly_times(*weekly, zone, year)]
+    raise CasejobsError(
+        f"{entry.script}: only daily, weekly and every-N-minutes schedules can be translated ({entry.expression})"
+    )
 
 
 def _command(script: Path, home_environment: dict[str, str], log_folder: Path, name: str, *arguments: str) -> str:

@@ -7,6 +7,7 @@ Kubernetes with `timeZone: Asia/Kolkata`.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -15,12 +16,15 @@ from lib.errors import CasejobsError
 from lib.platforms import LOGON_TYPES, kill_limit, task_name, windows_launcher
 from lib.schedule import Entry
 
+WEEKDAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")  # cron's 0 to 6
 
-def _fields(entry: Entry) -> tuple[str, str]:
+
+def _fields(entry: Entry) -> tuple[str, str, int | None]:
+    """(minute, hour, cron weekday or None for every day) of an entry the exports can express."""
     minute, hour, day, month, weekday = entry.expression.split()
-    if (day, month, weekday) != ("*", "*", "*"):
-        raise CasejobsError(f"{entry.script}: only daily and every-N-minutes schedules can be exported")
-    return minute, hour
+    if (day, month) != ("*", "*") or not (weekday == "*" or (weekday.isdigit() and hour.isdigit())):
+        raise CasejobsError(f"{entry.script}: only daily, weekly and every-N-minutes schedules can be exported")
+    return minute, hour, None if weekday == "*" else int(weekday) % 7
 
 
 def _calendar_part(field: str) -> str:
@@ -36,8 +40,9 @@ def _calendar_part(field: str) -> str:
 
 def on_calendar(entry: Entry) -> str:
     """Return the systemd OnCalendar= value of an entry, in India's zone."""
-    minute, hour = _fields(entry)
-    return f"*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
+    minute, hour, weekday = _fields(entry)
+    days = "" if weekday is None else f"{WEEKDAY_NAMES[weekday][:3]} "
+    return f"{days}*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
 
 
 def systemd_units(
@@ -77,7 +82,7 @@ def systemd_units(
 
 
 def _windows_trigger(entry: Entry) -> str:
-    minute, hour = _fields(entry)
+    minute, hour, weekday = _fields(entry)
     step = re.fullmatch(r"\*/(\d+)", minute)
     if hour == "*" and step:
         start, repetition = (
@@ -91,10 +96,19 @@ def _windows_trigger(entry: Entry) -> str:
         start, repetition = f"{int(hour):02d}:{int(minute):02d}", ""
     else:
         raise CasejobsError(f"{entry.script}: {entry.expression} cannot be a Windows trigger")
-    # +05:30 pins the time to India: the host's own daylight saving cannot move it.
+    if weekday is None:
+        schedule = "<ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay>"
+    else:
+        schedule = (
+            f"<ScheduleByWeek><DaysOfWeek><{WEEKDAY_NAMES[weekday]} /></DaysOfWeek>"
+            "<WeeksInterval>1</WeeksInterval></ScheduleByWeek>"
+        )
+    # +05:30 pins the time to India: the host's own daylight saving cannot move it. The first boundary
+    # of a weekly trigger is a day of its own (2026-01-04 was a Sunday, and days follow from it).
+    first = dt.date(2026, 1, 1) if weekday is None else dt.date(2026, 1, 4) + dt.timedelta(days=weekday)
     return (
-        f"<CalendarTrigger>{repetition}<StartBoundary>2026-01-01T{start}:00+05:30</StartBoundary>"
-        "<Enabled>true</Enabled><ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay></CalendarTrigger>"
+        f"<CalendarTrigger>{repetition}<StartBoundary>{first.isoformat()}T{start}:00+05:30</StartBoundary>"
+        f"<Enabled>true</Enabled>{schedule}</CalendarTrigger>"
     )
 
 
@@ -150,7 +164,7 @@ def windows_task(entry: Entry, install: str, user: str, logon: str = "s4u", limi
 def kubernetes_cronjob(entry: Entry, image: str, limit: int | None = None) -> str:
     """Return a CronJob manifest of one job (YAML); activeDeadlineSeconds kills it only a margin after
     the job's own time limit."""
-    _, hour = _fields(entry)
+    _, hour, _ = _fields(entry)
     deadline = 240 if hour == "*" else 3600  # a late start is still worth it within this many seconds
     name = f"casejobs-{entry.script}"
     return f"""apiVersion: batch/v1

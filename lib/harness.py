@@ -404,7 +404,7 @@ def classify(error: BaseException | None, outcome: Outcome, stop_flag: StopFlag)
         stop_flag.set("SIGINT")
     if error is None:
         status = "partial" if outcome.errors else "success"
-        return _Ending(status, EXIT_BY_STATUS[status], None, outcome)
+        return _Ending(status, EXIT_BY_STATUS[status], "; ".join(outcome.problems) or None, outcome)
     if isinstance(error, JobFailed) and isinstance(error.outcome, Outcome):
         outcome = error.outcome
     if stop_flag.is_set() or isinstance(error, StopRequested):

@@ -19,6 +19,7 @@ from lib import ledger
 from lib.clock import IST, format_utc, parse_utc, today_ist
 from lib.history import Latest, Run, latest
 from lib.home import make_file
+from lib.jobspec import JobSpec
 from lib.schedule import Entry
 from lib.settings import Settings
 
@@ -51,6 +52,7 @@ class JobHealth:
     latest_slot: dt.datetime
     missed_slots: int
     state: Latest = field(default_factory=Latest)
+    spec: JobSpec | None = None
 
     @property
     def overdue(self) -> bool:
@@ -82,7 +84,7 @@ def job_health(settings: Settings, entry: Entry, now: dt.datetime, damage: ledge
     good = parse_utc(state.last_good_start) if state.last_good_start else None
     reference = max((moment for moment in (good, installed_at(home)) if moment is not None), default=None)
     missed = entry.slots_between(reference, now - grace) if reference else 0
-    return JobHealth(entry.job, entry.latest_slot(now), missed, state)
+    return JobHealth(entry.job, entry.latest_slot(now), missed, state, entry.spec)
 
 
 def ist_words(utc_text: str, now: dt.datetime) -> str:
@@ -93,10 +95,52 @@ def ist_words(utc_text: str, now: dt.datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} IST"
 
 
-def check_job(health: JobHealth, now: dt.datetime, installed: bool) -> list[tuple[int, str]]:
+def age_words(utc_text: str, now: dt.datetime) -> str:
+    """Given a ledger time, return how long ago it was in words: `3 days ago`, `5 hours ago`."""
+    seconds = max(0, int((now - parse_utc(utc_text)).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+def headlines(healths: list[JobHealth], now: dt.datetime) -> list[str]:
+    """The lines some jobs have of their own (JobSpec.headline): `last restore drill: ok, 3 days ago`;
+    none for a job that never ran (the checks say so already)."""
+    lines = []
+    for health in healths:
+        last = health.state.last_worked
+        if health.spec is not None and health.spec.headline is not None and last is not None:
+            word = "ok" if last.status == "success" else last.status
+            reason = f" ({last.error})" if last.error and last.status != "success" else ""
+            lines.append(f"{health.spec.headline}: {word}, {age_words(last.started_at, now)}{reason}")
+    return lines
+
+
+def _stale(health: JobHealth, now: dt.datetime, installed: dt.datetime | None) -> tuple[int, str] | None:
+    """A WARNING when a job that must succeed every so often (JobSpec.good_run_within_days) has not:
+    counted from its newest success, or from the install for one that never succeeded."""
+    within = health.spec.good_run_within_days if health.spec else None
+    success = parse_utc(health.state.last_success_start) if health.state.last_success_start else None
+    reference = success or installed
+    if within is None or reference is None or now - reference <= dt.timedelta(days=within):
+        return None
+    days = (now - reference).days
+    what = health.spec.headline.removeprefix("last ") if health.spec.headline else "good run"
+    since = "" if success else " since the schedule was installed"
+    return WARNING, f"{health.job}: no successful {what} for {days} days{since}"
+
+
+def check_job(
+    health: JobHealth, now: dt.datetime, installed: bool, installed_time: dt.datetime | None = None
+) -> list[tuple[int, str]]:
     """Given a job's health, return (level, line) per problem: 1 WARNING, 2 CRITICAL (none: OK)."""
     name, state = health.job, health.state
     problems: list[tuple[int, str]] = []
+    stale = _stale(health, now, installed_time)
+    if stale:
+        problems.append(stale)
     last: Run | None = state.last_worked
     if last is not None:
         reason = f": {last.error}" if last.error else ""
@@ -124,4 +168,5 @@ def check_all(healths: list[JobHealth], home: Path, now: dt.datetime) -> list[tu
     installed = installed_at(home) is not None
     if not installed and not any(health.state.ever_ran for health in healths):
         return [(WARNING, "casejobs is not installed (bin/jobctl install) and no job has ever run")]
-    return [problem for health in healths for problem in check_job(health, now, installed)]
+    when = installed_at(home)
+    return [problem for health in healths for problem in check_job(health, now, installed, when)]

@@ -154,6 +154,7 @@ class Latest:
 
     last_worked: Run | None = None  # the newest run that did work (what monitoring judges)
     last_good_start: str | None = None  # when the newest success or partial started
+    last_success_start: str | None = None  # when the newest success started
     failing_since: str | None = None  # the start of the trailing streak of runs with the same bad status
     running: Run | None = None
     ever_ran: bool = False  # any line at all, dry runs and skips included
@@ -198,6 +199,10 @@ def _latest_of(records: Iterable[dict[str, Any]]) -> Latest:
         worked.append(run)
         if run.status in GOOD and (result.last_good_start is None or run.started_at > result.last_good_start):
             result.last_good_start = run.started_at
+        if run.status == "success" and (
+            result.last_success_start is None or run.started_at > result.last_success_start
+        ):
+            result.last_success_start = run.started_at
     worked.sort(key=lambda run: run.started_at)
     if worked:
         result.last_worked = worked[-1]

@@ -40,6 +40,12 @@ class Outcome:
     errors: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     plan: Iterator[str] | None = None
+    problems: list[str] = field(default_factory=list)  # what could not be done, in words: a partial run's error
+
+    def problem(self, reason: str) -> None:
+        """Note a part of the work that could not be done: the run ends partial, with reason as its error."""
+        self.errors += 1
+        self.problems.append(reason)
 
     def add(self, figure: str, amount: int = 1) -> None:
         """Add amount to one of the run's figures in details (the one way figures are added up)."""
@@ -70,6 +76,10 @@ class JobSpec:
     settings: tuple[Setting, ...] = ()  # its own settings, declared beside it
     shared_sections: tuple[str, ...] = ()  # sections it reads that another part owns (smtp)
     failure_severity: str = "HIGH"  # of the audit row of a failed run
+    good_run_within_days: int | None = None  # monitoring warns when its newest success is older than this
+    headline: str | None = (
+        None  # a line of its own in status, jobstats and --check: "last restore drill: ok, 3 days ago"
+    )
 
     @property
     def module(self) -> str:

@@ -432,7 +432,18 @@ def home_of(options: Mapping[str, Any] | None = None, environ: Mapping[str, str]
 
 
 def _check_combinations(values: dict[str, Any], errors: dict[str, str]) -> None:
-    """Refuse settings that are each fine but together would send a secret in clear."""
+    """Refuse settings that are each fine but together would send a secret, or client data, in clear."""
+    if (
+        values.get("backup.offsite_dir")
+        and not values.get("backup.encrypt_to")
+        and not values.get("backup.offsite_plaintext")
+    ):
+        errors.setdefault(
+            "backup.offsite_dir",
+            "CASEJOBS_BACKUP_OFFSITE_DIR is set but CASEJOBS_BACKUP_ENCRYPT_TO is not: every client's data would "
+            "leave this machine in clear; set CASEJOBS_BACKUP_ENCRYPT_TO to an age recipient (README, Off-site "
+            "backups), or CASEJOBS_BACKUP_OFFSITE_PLAINTEXT=1 on purpose",
+        )
     host = values.get("smtp.host")
     if (
         host

@@ -22,11 +22,11 @@ from typing import Any
 import click
 
 from jobs import REGISTRY
-from lib import clock, crontab, export
+from lib import clock, crontab, export, offsite
 from lib.cli import main, plural, report_errors
 from lib.db import check_database_file, connect
 from lib.errors import CasejobsError, ConfigError, UsageError
-from lib.health import LEVEL_NAMES, check_job, installed_at, job_health, mark_installed
+from lib.health import LEVEL_NAMES, check_job, headlines, installed_at, job_health, mark_installed
 from lib.history import latest, process_alive
 from lib.home import create_home, share_with_group
 from lib.jobspec import JobSpec
@@ -362,11 +362,13 @@ def status_command(as_json: bool, verbose: bool) -> None:
     except CasejobsError as error:
         schedule = {"installed": None, "current": None, "error": str(error)}
     damage = Damage()
-    installed = installed_at(settings.home) is not None
+    installed_time = installed_at(settings.home)
     jobs = {}
+    healths = []
     for entry in REGISTRY.entries():
         health = job_health(settings, entry, now, damage)
-        problems = check_job(health, now, installed)
+        healths.append(health)
+        problems = check_job(health, now, installed_time is not None, installed_time)
         jobs[entry.job] = {
             "running": health.running_pid is not None,
             "running_pid": health.running_pid,
@@ -379,6 +381,7 @@ def status_command(as_json: bool, verbose: bool) -> None:
         "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
         "schedule": schedule,
         "jobs": jobs,
+        "headlines": headlines(healths, now),
         "damaged_lines": damage.lines,
     }
     if as_json:
@@ -390,6 +393,8 @@ def status_command(as_json: bool, verbose: bool) -> None:
         else "not installed (jobctl install)"
     )
     click.echo(f"schedule: {state}")
+    for line in report["headlines"]:
+        click.echo(line)
     for name, job in jobs.items():
         last = job["last_run"]
         flags = [f"running (pid {job['running_pid']})"] if job["running"] else []
@@ -402,6 +407,29 @@ def status_command(as_json: bool, verbose: bool) -> None:
                 click.echo(f"{'':<20} {problem}")
     if damage.describe():
         click.echo(f"jobctl status: warning: {damage.describe()}", err=True)
+
+
+@jobctl.group(name="offsite")
+def offsite_group() -> None:
+    """The off-site backup folder (CASEJOBS_BACKUP_OFFSITE_DIR)."""
+
+
+@offsite_group.command(name="init")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@report_errors("jobctl offsite init")
+def offsite_init(folder: str, verbose: bool) -> None:
+    """Mark FOLDER (a mounted share, USB disk or synced folder) as the off-site destination: a folder
+    without this marker is taken for an unmounted share, and nothing is copied there."""
+    path = Path(folder).absolute()
+    settings = load_settings()
+    if offsite.init_folder(path, settings.now()):
+        click.echo(f"{path} is now an off-site destination ({offsite.MARKER} written)")
+    else:
+        click.echo(f"{path} is already an off-site destination ({offsite.MARKER} is there)")
+    configured = None if "backup.offsite_dir" in settings.errors else settings.get("backup.offsite_dir")
+    if configured is None or configured.absolute() != path:
+        click.echo(f"nightlyBackup copies there once CASEJOBS_BACKUP_OFFSITE_DIR={path} (or offsite_dir in [backup])")
 
 
 @jobctl.command(name="run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -13,7 +13,7 @@ from jobs import REGISTRY
 from lib import clock
 from lib.cli import main, plural, report_errors
 from lib.errors import UsageError
-from lib.health import LEVEL_NAMES, OK, check_all, job_health
+from lib.health import LEVEL_NAMES, OK, check_all, headlines, job_health
 from lib.ledger import Damage
 from lib.settings import load_settings
 from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
@@ -28,6 +28,8 @@ def _format_duration(milliseconds: int | None) -> str:
 def render_text(summary: dict[str, Any]) -> str:
     """Given jobstats' JSON summary, return it as text for a person."""
     lines = [f"casejobs runs since {summary['since'] or 'the start of the ledger'} (times in IST)", ""]
+    if summary["headlines"]:
+        lines += [*summary["headlines"], ""]
     for name, job in summary["jobs"].items():
         rate = "-" if job["success_rate"] is None else f"{job['success_rate'] * 100:.1f}%"
         lines.append(
@@ -96,6 +98,8 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
             click.echo(f"{LEVEL_NAMES[level]} {line}")
         if not problems:
             click.echo("OK all jobs on schedule")
+        for line in headlines(list(health.values()), now):
+            click.echo(line)
         if damage.describe():
             click.echo(f"jobstats: warning: {damage.describe()}", err=True)
         sys.exit(max((level for level, _ in problems), default=OK))
@@ -105,6 +109,7 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
         "since": since_moment.astimezone(clock.IST).isoformat(timespec="seconds") if since_moment else None,
         "statuses": list(REPORTED_STATUSES),
         "damaged_lines": damage.lines,
+        "headlines": headlines(list(health.values()), now),
         "jobs": {
             name: {**report.as_dict(), "overdue": health[name].overdue, "missed_slots": health[name].missed_slots}
             for name, report in reports.items()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import resource
 import shutil
 import sqlite3
@@ -19,6 +21,7 @@ from tests.conftest import BIN, cron_environment, run_script, start_script
 from tests.helpers import last_finish, wait_until
 
 NOW = "2026-11-25T23:30:00+05:30"
+RECORD = re.compile(r"^casejobs-backup-.*\.zip(\.age)?\.json$")
 PACKAGE = "casejobs-backup-2026-11-25.zip"
 
 
@@ -60,7 +63,13 @@ def app_writes(database: Path) -> int:
 
 def backups(home: Path) -> list[str]:
     folder = home / "backups"
-    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+    # A package's record (<package>.json, its size and sha256) goes with it: listed apart (records()).
+    return sorted(path.name for path in folder.iterdir() if not RECORD.match(path.name)) if folder.exists() else []
+
+
+def records(home: Path) -> list[str]:
+    folder = home / "backups"
+    return sorted(path.name for path in folder.iterdir() if RECORD.match(path.name)) if folder.exists() else []
 
 
 def test_round_trip_restores_the_same_content(home: Path, demo: Path, tmp_path: Path) -> None:
@@ -78,6 +87,12 @@ def test_round_trip_restores_the_same_content(home: Path, demo: Path, tmp_path: 
     details = finish(home)["details"]
     assert details["rows"]["cases.json"] == 500 and details["rows"]["users.json"] == 25
     assert details["size"] == package.stat().st_size and details["compression_ratio"] > 1
+    assert records(home) == [f"{PACKAGE}.json"]  # the clear-text record beside it: size and sha256, as the ledger's
+    record = json.loads((home / "backups" / f"{PACKAGE}.json").read_text())
+    sha256 = hashlib.sha256(package.read_bytes()).hexdigest()
+    assert (
+        (record["size"], record["sha256"]) == (details["size"], details["sha256"]) == (package.stat().st_size, sha256)
+    )
     action, severity = (
         sqlite3.connect(demo).execute("SELECT action, severity FROM audit_logs ORDER BY id DESC").fetchone()
     )

@@ -87,6 +87,7 @@ def test_export_systemd_calendars_are_accepted(home: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     timers = sorted(tmp_path.glob("*.timer"))
     assert [timer.name for timer in timers] == [
+        "casejobs-backup-drill.timer",
         "casejobs-daily-sync.timer",
         "casejobs-nightly-backup.timer",
         "casejobs-sla-check.timer",
@@ -99,6 +100,7 @@ def test_export_systemd_calendars_are_accepted(home: Path, tmp_path: Path) -> No
         if line.startswith("OnCalendar=")
     ]
     assert "*-*-* 06:30:00 Asia/Kolkata" in calendars and "*-*-* *:00/5:00 Asia/Kolkata" in calendars
+    assert "Sun *-*-* 03:00:00 Asia/Kolkata" in calendars
     assert all("Persistent=true" in timer.read_text() for timer in timers)
     if shutil.which("systemd-analyze"):
         for calendar in calendars:

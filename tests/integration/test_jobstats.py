@@ -79,7 +79,7 @@ def test_counts_rates_and_durations(history: Path) -> None:
 
 def test_stable_keys_for_every_scheduled_job(history: Path) -> None:
     report = stats(history)
-    assert list(report["jobs"]) == ["dailySync", "slaCheck", "nightlyBackup", "userPendingRefresh"]
+    assert list(report["jobs"]) == ["dailySync", "slaCheck", "nightlyBackup", "userPendingRefresh", "backupDrill"]
     for job in report["jobs"].values():
         assert {
             "runs",
@@ -94,6 +94,7 @@ def test_stable_keys_for_every_scheduled_job(history: Path) -> None:
     assert report["jobs"]["userPendingRefresh"]["next_run"] == "2026-11-28T17:35:00+05:30"
     assert report["jobs"]["nightlyBackup"]["next_run"] == "2026-11-28T23:30:00+05:30"
     assert report["jobs"]["dailySync"]["next_run"] == "2026-11-29T06:30:00+05:30"
+    assert report["jobs"]["backupDrill"]["next_run"] == "2026-11-29T03:00:00+05:30"  # a Sunday
 
 
 @pytest.mark.parametrize(

@@ -135,9 +135,40 @@ def test_cron_lines_are_as_written_under_cron_tz_translated_otherwise_and_every_
     assert cron_lines_for(refresh, ZoneInfo("Australia/Sydney"), 2026) == ["*/5 * * * *"]
 
 
-@pytest.mark.parametrize("expression", ["0 9 * * 1", "*/7 * * * *", "30 6,18 * * *"])
-def test_a_schedule_that_is_neither_daily_nor_every_few_minutes_cannot_be_translated(expression: str) -> None:
-    with pytest.raises(CasejobsError, match="only daily and every-N-minutes schedules can be translated"):
+def test_a_weekly_line_is_translated_with_its_weekday_which_may_move_to_the_day_before() -> None:
+    drill = entry("backup-drill")
+    assert drill.expression == "0 3 * * 0"  # Sunday 03:00 IST
+    assert cron_lines_for(drill, None, 2026) == ["0 3 * * 0"]
+    assert cron_lines_for(drill, ZoneInfo("UTC"), 2026) == ["30 21 * * 6"]  # Saturday 21:30 UTC
+    assert cron_lines_for(drill, ZoneInfo("Europe/London"), 2026) == ["30 21 * * 6", "30 22 * * 6"]
+    assert cron_lines_for(drill, ZoneInfo("Asia/Tokyo"), 2026) == ["30 6 * * 0"]
+    assert cron_lines_for(entry("daily-sync", "0 9 * * 1"), ZoneInfo("America/New_York"), 2026) == [
+        "30 22 * * 0",
+        "30 23 * * 0",
+    ]
+
+
+def test_every_translated_weekly_line_fires_at_the_ist_slot_through_the_year() -> None:
+    drill = entry("backup-drill")
+    zone = ZoneInfo("America/New_York")
+    lines = cron_lines_for(drill, zone, 2026)
+    start = dt.datetime(2026, 1, 1, tzinfo=zone)
+    end = dt.datetime(2027, 1, 1, tzinfo=zone)
+    fired = set()
+    for line in lines:
+        for moment in itertools.takewhile(lambda moment: moment < end, CronSim(line, start)):
+            fired.add(moment.astimezone(IST).replace(tzinfo=None))
+    sundays = {
+        dt.datetime(2026, 1, 4, 3, 0) + dt.timedelta(weeks=week)
+        for week in range(53)
+        if dt.datetime(2026, 1, 4, 3, 0) + dt.timedelta(weeks=week) < dt.datetime(2027, 1, 1)
+    }
+    assert sundays <= fired  # every Sunday 03:00 IST has a line; a second start in the slot skips itself
+
+
+@pytest.mark.parametrize("expression", ["0 9 1 * *", "*/7 * * * *", "30 6,18 * * *", "0 9 * * 1-5"])
+def test_a_schedule_that_is_neither_daily_weekly_nor_every_few_minutes_cannot_be_translated(expression: str) -> None:
+    with pytest.raises(CasejobsError, match="only daily, weekly and every-N-minutes schedules can be translated"):
         cron_lines_for(entry("daily-sync", expression), ZoneInfo("Europe/London"), 2026)
     assert cron_lines_for(entry("daily-sync", expression), None, 2026) == [expression]
 

@@ -81,6 +81,19 @@ def test_a_daily_windows_task_starts_at_its_ist_time_pinned_to_plus_05_30() -> N
     assert settings.findtext(f"{TASK}ExecutionTimeLimit") == "PT11880S"  # its 3 h, and a tenth more
 
 
+def test_a_weekly_job_is_weekly_in_every_export() -> None:
+    trigger = task_xml("backup-drill").find(f"{TASK}Triggers/{TASK}CalendarTrigger")
+    assert trigger is not None
+    assert trigger.findtext(f"{TASK}StartBoundary") == "2026-01-04T03:00:00+05:30"  # a Sunday
+    assert trigger.find(f"{TASK}ScheduleByWeek/{TASK}DaysOfWeek/{TASK}Sunday") is not None
+    assert trigger.findtext(f"{TASK}ScheduleByWeek/{TASK}WeeksInterval") == "1"
+    assert trigger.find(f"{TASK}ScheduleByDay") is None
+    assert on_calendar(ENTRIES["backup-drill"]) == "Sun *-*-* 03:00:00 Asia/Kolkata"
+    assert "OnCalendar=Sun *-*-* 03:00:00 Asia/Kolkata" in units()["casejobs-backup-drill.timer"]
+    manifest = yaml.safe_load(kubernetes_cronjob(ENTRIES["backup-drill"], "casejobs:1"))
+    assert manifest["spec"]["schedule"] == "0 3 * * 0" and manifest["spec"]["timeZone"] == "Asia/Kolkata"
+
+
 def test_the_every_five_minutes_task_repeats_every_five_minutes_all_day() -> None:
     trigger = task_xml("user-pending-refresh").find(f"{TASK}Triggers/{TASK}CalendarTrigger")
     assert trigger is not None
@@ -117,8 +130,9 @@ def test_a_kubernetes_cronjob_keeps_indias_time_and_never_overlaps(script: str, 
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("0 9 * * 1", "sla-check: only daily and every-N-minutes schedules can be exported"),
-        ("0 9 1 * *", "sla-check: only daily and every-N-minutes schedules can be exported"),
+        ("0 9 * * 1-5", "sla-check: only daily, weekly and every-N-minutes schedules can be exported"),
+        ("0 9 1 * *", "sla-check: only daily, weekly and every-N-minutes schedules can be exported"),
+        ("*/5 * * * 1", "sla-check: only daily, weekly and every-N-minutes schedules can be exported"),
         ("0 9-17 * * *", "cron field '9-17' cannot be exported"),
     ],
 )

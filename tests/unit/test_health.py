@@ -105,3 +105,49 @@ def test_once_installed_each_job_is_judged_on_its_own(tmp_path: Path) -> None:
     mark_installed(tmp_path, NOW - dt.timedelta(hours=1))
     healths = [health("dailySync", last=Run("r", TODAY_0630, "success")), health("slaCheck")]
     assert check_all(healths, tmp_path, NOW) == [(WARNING, "slaCheck: never ran since the schedule was installed")]
+
+
+def drill_health(last: Run | None, success: str | None) -> JobHealth:
+    from jobs import BACKUP_DRILL
+
+    state = Latest(last_worked=last, last_success_start=success, ever_ran=bool(last))
+    return JobHealth("backupDrill", SLOT, 0, state, BACKUP_DRILL)
+
+
+def test_no_successful_drill_for_eight_days_is_a_warning_counted_from_the_newest_success() -> None:
+    eight_days = "2026-11-20T14:00:00.000Z"  # exactly 8 days before NOW: still within
+    nine_days = "2026-11-19T13:00:00.000Z"
+    assert check_job(drill_health(Run("r", eight_days, "success"), eight_days), NOW, True) == []
+    stale = check_job(drill_health(Run("r", nine_days, "success"), nine_days), NOW, True)
+    assert stale == [(WARNING, "backupDrill: no successful restore drill for 9 days")]
+    # Partial drills since (no identity) do not count as drills.
+    partial = check_job(
+        drill_health(Run("r", TODAY_0630, "partial", error="not restored: no identity"), nine_days), NOW, True
+    )
+    assert (WARNING, "backupDrill: no successful restore drill for 9 days") in partial
+    assert (WARNING, "backupDrill: last run partial at 06:30 IST: not restored: no identity") in partial
+
+
+def test_a_drill_that_never_succeeded_is_counted_from_the_install() -> None:
+    installed = dt.datetime(2026, 11, 18, 14, 0, tzinfo=dt.UTC)
+    problems = check_job(drill_health(None, None), NOW, True, installed)
+    assert (
+        WARNING,
+        "backupDrill: no successful restore drill for 10 days since the schedule was installed",
+    ) in problems
+    recent = check_job(drill_health(None, None), NOW, True, NOW - dt.timedelta(days=2))
+    assert all("no successful restore drill" not in line for _, line in recent)
+
+
+def test_the_drill_has_a_headline_and_other_jobs_have_none() -> None:
+    from lib.health import headlines
+
+    three_days = "2026-11-25T14:00:00.000Z"
+    assert headlines([drill_health(Run("r", three_days, "success"), three_days)], NOW) == [
+        "last restore drill: ok, 3 days ago"
+    ]
+    failed = Run("r", three_days, "failed", error="the package was altered")
+    assert headlines([drill_health(failed, None)], NOW) == [
+        "last restore drill: failed, 3 days ago (the package was altered)"
+    ]
+    assert headlines([drill_health(None, None), health(last=Run("r", TODAY_0630, "success"))], NOW) == []

@@ -1,4 +1,4 @@
-"""crontab.ist: the four jobs at their IST times, read with cronsim."""
+"""crontab.ist: the jobs at their IST times, read with cronsim."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lib.errors import ConfigError
 from lib.schedule import CRONTAB_PATH, read_lines, schedule_of
 
 
-def test_the_schedule_holds_the_four_jobs_at_their_times() -> None:
+def test_the_schedule_holds_every_job_at_its_time() -> None:
     text = CRONTAB_PATH.read_text()
     assert "CRON_TZ=Asia/Kolkata" in text
     entries = {entry.job: entry.expression for entry in REGISTRY.entries()}
@@ -22,7 +22,15 @@ def test_the_schedule_holds_the_four_jobs_at_their_times() -> None:
         "slaCheck": "0 18 * * *",
         "nightlyBackup": "30 23 * * *",
         "userPendingRefresh": "*/5 * * * *",
+        "backupDrill": "0 3 * * 0",
     }
+
+
+def test_a_weekly_job_runs_next_on_its_ist_weekday() -> None:
+    (drill,) = [entry for entry in REGISTRY.entries() if entry.job == "backupDrill"]
+    after = dt.datetime(2026, 11, 28, 21, 29, tzinfo=dt.UTC)  # Saturday 21:29 UTC: Sunday 02:59 IST
+    assert drill.next_run(after) == dt.datetime(2026, 11, 29, 3, 0, tzinfo=IST)
+    assert drill.latest_slot(after) == dt.datetime(2026, 11, 22, 3, 0, tzinfo=IST)
 
 
 def test_next_run_is_computed_on_indias_wall_clock() -> None:

@@ -1,0 +1,203 @@
+"""backupDrill: prove, once a week, that the newest backup restores.
+
+It takes the newest package, local or off-site (the off-site copy on a tie:
+it is the one a disaster would leave), and checks its size and sha256
+against what the ledger recorded when nightlyBackup made it: a package
+altered since, even with its manifest recomputed to match, fails here. With
+a drill identity it then decrypts the package into a temporary folder under
+the home, verifies it, restores database.db there, runs a full
+integrity_check, and compares each table's row count and each export's
+record count with the manifest. It never touches the live database, and
+removes everything it wrote. Without an identity an encrypted package is
+checked as far as it can be, and the run is partial: "not restored: no identity".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from jobs import BACKUP_DRILL as SPEC
+from lib.archive import FULL_CHECK, extract_member, integrity_check, verify_package
+from lib.cli import job_command, main
+from lib.encryption import clear_package, file_digest, is_encrypted, read_identities
+from lib.errors import CasejobsError, ConfigError
+from lib.exports import EXPORTS, table_counts
+from lib.harness import RunContext
+from lib.home import make_folder
+from lib.jobspec import Outcome
+from lib.offsite import destination_problem, offsite_packages
+from lib.restore import refuse_unless_casejobs_database
+from lib.retention import ledger_record, packages_in, remove_leftovers
+from lib.settings import Settings
+
+WORK_FOLDER = "work"
+IDENTITY_SETTING = "CASEJOBS_BACKUP_DRILL_IDENTITY:"
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start with a drill identity that cannot be used (missing, open to others, no key)."""
+    identity = settings.get("backup.drill_identity")
+    if identity is not None:
+        try:
+            read_identities(identity, IDENTITY_SETTING)
+        except CasejobsError as error:
+            raise ConfigError(str(error)) from None
+
+
+def newest_package(context: RunContext) -> tuple[Path, str]:
+    """Return the newest package and where it is ("local" or "off-site"); an off-site folder that is
+    configured but not there is noted as a problem (the run ends partial). Raise CasejobsError when
+    there is no package at all."""
+    candidates = [(day, 0, path, "local") for day, path in packages_in(context.settings.home / "backups")]
+    offsite = context.settings.get("backup.offsite_dir")
+    if offsite is not None:
+        problem = destination_problem(offsite)
+        if problem:
+            context.outcome.problem(f"{problem}: the drill used the local packages")
+        candidates += [(day, 1, path, "off-site") for day, path in offsite_packages(offsite)]
+    if not candidates:
+        raise CasejobsError("no backup package to drill, local or off-site: has nightlyBackup run?")
+    _, _, path, where = max(candidates)
+    return path, where
+
+
+def check_against_ledger(context: RunContext, package: Path) -> dict[str, Any]:
+    """Compare the package's size and sha256 with the ledger's record of it; return that record.
+
+    Raise CasejobsError when the ledger has no record of it or the file differs from it.
+    """
+    record = ledger_record(context.settings.home, package)
+    if record is None:
+        raise CasejobsError(
+            f"{package}: the ledger holds no record of it (size, sha256): it cannot be proven to be the "
+            "package nightlyBackup made"
+        )
+    written = file_digest(package, context.checkpoint)
+    if written.sha256 != record["sha256"]:
+        size = "" if written.size == record["size"] else f" (and its size: {written.size} bytes, {record['size']} recorded)"
+        raise CasejobsError(
+            f"{package}: its sha256 differs from the one the ledger recorded when it was made{size}: "
+            "the package is incomplete or was altered"
+        )
+    return record
+
+
+@contextlib.contextmanager
+def drill_folder(home: Path) -> Iterator[Path]:
+    """A private temporary folder under the home's work folder, removed with all it holds on the way out."""
+    parent = home / WORK_FOLDER
+    make_folder(parent, shared=False)
+    remove_leftovers(parent)
+    folder = parent / f".casejobs-drill-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def count_records(archive: zipfile.ZipFile, name: str, context: RunContext) -> int:
+    """Count the records of one JSON export (an array, one record a line), parsing each: a line that is
+    not JSON raises CasejobsError."""
+    count = 0
+    with archive.open(name) as member:
+        for number, line in enumerate(member, 1):
+            text = line.strip().removesuffix(b",")
+            if text in (b"[", b"]", b""):
+                continue
+            try:
+                orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise CasejobsError(f"{name}: line {number} is not JSON") from None
+            count += 1
+            if count % 10_000 == 0:
+                context.checkpoint()
+    return count
+
+
+def restore_and_compare(context: RunContext, clear: Path, folder: Path) -> dict[str, Any]:
+    """Verify the clear package, restore its database into folder, run integrity_check there, and
+    compare the row counts and the exports' record counts with the manifest; return the figures.
+    Raise CasejobsError naming the first difference."""
+    verification = verify_package(clear, stop_flag=context.stop_flag)
+    if not verification.ok:
+        raise CasejobsError(f"{clear.name} does not verify: {'; '.join(verification.problems)}")
+    manifest = verification.manifest
+    restored = folder / "restored.db"
+    with zipfile.ZipFile(clear) as archive:
+        context.log.info("restoring", member="database.db", folder=str(folder))
+        extract_member(archive, "database.db", restored)
+        refuse_unless_casejobs_database(restored, clear)
+        verdict = integrity_check(restored, context.stop_flag, FULL_CHECK)
+        if verdict != "ok":
+            raise CasejobsError(f"integrity_check of the restored database: {verdict}")
+        connection = sqlite3.connect(f"file:{restored}?mode=ro", uri=True)
+        try:
+            tables = table_counts(connection)
+        finally:
+            connection.close()
+        expected = manifest.get("tables") or {}
+        different = sorted(name for name in set(tables) | set(expected) if tables.get(name) != expected.get(name))
+        if different:
+            name = different[0]
+            raise CasejobsError(
+                f"the restored {name} table has {tables.get(name)} rows, the manifest says {expected.get(name)}"
+            )
+        exports = {}
+        for name in EXPORTS:
+            if name in manifest["members"]:
+                exports[name] = count_records(archive, name, context)
+                if exports[name] != manifest["members"][name]["rows"]:
+                    raise CasejobsError(
+                        f"{name} holds {exports[name]} records, the manifest says {manifest['members'][name]['rows']}"
+                    )
+    return {"integrity_check": verdict, "tables": len(tables), "rows": sum(tables.values()), "exports": exports}
+
+
+def work(context: RunContext) -> Outcome:
+    """The job's work: find the newest package, prove it is the one made, restore it aside and compare."""
+    package, where = newest_package(context)
+    day = dt.date.fromisoformat(package.name[len("casejobs-backup-") :][:10])
+    details = context.outcome.details
+    details |= {"package": str(package), "where": where, "package_age_days": (context.today - day).days}
+    if context.dry_run:
+        context.outcome.plan = iter([f"would drill {package} ({where})"])
+        return context.outcome
+    record = check_against_ledger(context, package)
+    details |= {"size": record["size"], "sha256": record["sha256"], "restored": False}
+    identity = context.settings.get("backup.drill_identity")
+    if is_encrypted(package) and identity is None:
+        context.outcome.problem("not restored: no identity (CASEJOBS_BACKUP_DRILL_IDENTITY); size and sha256 match")
+        return context.outcome
+    identities = read_identities(identity, IDENTITY_SETTING) if is_encrypted(package) else None
+    with (
+        drill_folder(context.settings.home) as folder,
+        clear_package(package, identities, folder, context.checkpoint) as clear,
+    ):
+        details |= restore_and_compare(context, clear, folder)
+    details["restored"] = True
+    context.outcome.items = 1
+    return context.outcome
+
+
+command = job_command(SPEC)
+
+
+def run() -> None:
+    """The console script of this job (pyproject.toml): the same as bin/<script>."""
+    main(command)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,230 @@
+"""Backup packages encrypted in the age format (age-encryption.org/v1), with pyrage, streamed.
+
+The nightly job needs only the recipients (public keys, `age1…`): the private
+key that opens a package is needed by `verify --identity`, `restore
+--identity` and the restore drill, never to make one. Nothing here does
+cryptography by hand: pyrage is the Rust implementation of age, and any
+`age` or `rage` client reads what it writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib.errors import CasejobsError, StopRequested
+
+AGE_HEADER = b"age-encryption.org/v1\n"
+RECIPIENT_PREFIX = "age1"
+IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
+CHUNK = 1 << 20
+
+
+def _recipient(text: str) -> Any:
+    from pyrage import RecipientError, x25519  # loaded only by the settings that use it
+
+    try:
+        return x25519.Recipient.from_str(text)
+    except RecipientError:
+        raise ValueError(text) from None
+
+
+def parse_recipients(value: str) -> tuple[str, ...]:
+    """Given the setting's text, return its age recipients (age1…): the text holds them, separated by
+    spaces or commas, or names a recipients file holding one per line (`#` comments allowed, as
+    `age -R` reads). Raise ValueError for anything else."""
+    text = value.strip()
+    words = text.replace(",", " ").split()
+    if words and not words[0].startswith(RECIPIENT_PREFIX):
+        path = Path(text).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeError):
+            raise ValueError(text) from None
+        words = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not words:
+        raise ValueError(text)
+    for word in words:
+        _recipient(word)
+    return tuple(words)
+
+
+def read_identities(path: Path, what: str = "identity file") -> list[Any]:
+    """Return the age identities (AGE-SECRET-KEY-1…) of a key file written by `age-keygen`.
+
+    Raise CasejobsError in one line when the file is missing, unreadable,
+    readable by others (on POSIX) or holds no identity.
+    """
+    from pyrage import IdentityError, x25519
+
+    try:
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise CasejobsError(f"{what} {path} is readable by others; make it private: chmod 600 {path}")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or "not a text file"
+        raise CasejobsError(f"{what} {path} cannot be read: {reason}") from None
+    identities = []
+    for line in lines:
+        text = line.strip()
+        if text.startswith(IDENTITY_PREFIX):
+            try:
+                identities.append(x25519.Identity.from_str(text))
+            except IdentityError:
+                raise CasejobsError(f"{what} {path} holds a damaged key") from None
+    if not identities:
+        raise CasejobsError(f"{what} {path} holds no age identity (a line AGE-SECRET-KEY-1…, as age-keygen writes)")
+    return identities
+
+
+def is_encrypted(path: Path) -> bool:
+    """True for a file name of an encrypted package (.age)."""
+    return path.name.endswith(".age")
+
+
+def starts_like_age(path: Path) -> bool:
+    """True if the file begins with the age format's header line."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(AGE_HEADER)) == AGE_HEADER
+    except OSError:
+        return False
+
+
+@dataclass
+class Written:
+    """What was written to a file: its size and sha256."""
+
+    size: int
+    sha256: str
+
+
+class _HashingWriter:
+    """A file's writer that counts and hashes what goes through it, for pyrage to write into."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        return self._target.write(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def written(self) -> Written:
+        return Written(self.size, self._hash.hexdigest())
+
+
+class _CheckedReader:
+    """A file's reader that calls check() before each read: pyrage reads in small blocks, so a stop is
+    seen within milliseconds even in the middle of a large package."""
+
+    def __init__(self, source: Any, check: Callable[[], None]) -> None:
+        self._source = source
+        self._check = check
+
+    def read(self, size: int = -1) -> bytes:
+        self._check()
+        return self._source.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self._check()
+        return self._source.readinto(buffer)
+
+
+def _raise_stop_if_asked(check: Callable[[], None], error: Exception) -> None:
+    """pyrage hands back what a reader raised as its own error: a stop stays a stop."""
+    check()
+    if "StopRequested" in str(error):
+        raise StopRequested(str(error)) from None
+
+
+def encrypt_file(
+    source: Path, destination: Path, recipients: tuple[str, ...], check: Callable[[], None] = lambda: None
+) -> Written:
+    """Encrypt source into destination (created 0600, fsynced) for the recipients, streamed; return the
+    size and sha256 of what was written. check() is called between blocks and may raise to stop."""
+    from pyrage import EncryptError, encrypt_io
+
+    keys = [_recipient(text) for text in recipients]
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as target, source.open("rb") as reader:
+        writer = _HashingWriter(target)
+        try:
+            encrypt_io(_CheckedReader(reader, check), writer, keys)
+        except EncryptError as error:
+            _raise_stop_if_asked(check, error)
+            raise CasejobsError(f"encrypting {source.name} failed: {error}") from None
+        target.flush()
+        os.fsync(target.fileno())
+    return writer.written()
+
+
+def decrypt_file(
+    source: Path, destination: Path, identities: list[Any], check: Callable[[], None] = lambda: None
+) -> None:
+    """Decrypt source into destination (created 0600), streamed. Raise CasejobsError in words when the
+    identities do not open it or the file is damaged or cut short."""
+    from pyrage import DecryptError, decrypt_io
+
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as target, source.open("rb") as reader:
+        try:
+            decrypt_io(_CheckedReader(reader, check), target, identities)
+        except DecryptError as error:
+            _raise_stop_if_asked(check, error)
+            if "No matching keys" in str(error):
+                raise CasejobsError(
+                    f"{source.name}: the identity does not open it (encrypted to another key)"
+                ) from None
+            raise CasejobsError(f"{source.name}: cannot be decrypted: damaged ({error})") from None
+        except OSError:
+            check()
+            raise CasejobsError(f"{source.name}: cannot be decrypted: damaged or cut short") from None
+
+
+def file_digest(path: Path, check: Callable[[], None] = lambda: None) -> Written:
+    """Read a file once from disk; return its size and sha256."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as reader:
+        while block := reader.read(CHUNK):
+            digest.update(block)
+            size += len(block)
+            check()
+    return Written(size, digest.hexdigest())
+
+
+@contextlib.contextmanager
+def clear_package(
+    package: Path, identities: list[Any] | None, scratch: Path, check: Callable[[], None] = lambda: None
+) -> Iterator[Path]:
+    """Yield a clear package to read: the package itself, or for an encrypted one its decrypted copy in
+    scratch (`.casejobs-decrypted-<pid>.zip`, 0600), removed on the way out whatever happens.
+
+    Raise CasejobsError for an encrypted package without identities, or one they cannot open.
+    """
+    if not is_encrypted(package):
+        yield package
+        return
+    if not identities:
+        raise CasejobsError(f"{package.name} is encrypted: give the identity that opens it (--identity FILE)")
+    from lib.archive import free_space_problem
+
+    space = free_space_problem(scratch, package.stat().st_size)
+    if space:
+        raise CasejobsError(f"{package.name} cannot be decrypted: it {space}")
+    decrypted = scratch / f".casejobs-decrypted-{os.getpid()}.zip"
+    try:
+        decrypt_file(package, decrypted, identities, check)
+        yield decrypted
+    finally:
+        decrypted.unlink(missing_ok=True)

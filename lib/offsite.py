@@ -1,0 +1,190 @@
+"""The off-site copy: each verified package copied to a mounted folder (a NAS share, a USB disk, a
+synced folder), checked there, and kept by the same retention.
+
+An unmounted share is just an empty local folder, so a folder counts as the
+destination only when it holds the marker that `jobctl offsite init DIR`
+writes. A copy goes under a temporary name, is fsynced, read back and
+compared by sha256 with the package's record, and only then renamed: the
+destination never holds a partial file under a final name. Every fault is
+one line in words (OffsiteProblem): "offsite folder /mnt/nas/backups is not
+mounted".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lib.archive import CHUNK, fsync_folder
+from lib.clock import format_utc
+from lib.encryption import file_digest
+from lib.errors import CasejobsError
+from lib.retention import (
+    apply_retention,
+    is_sound,
+    packages_in,
+    read_record,
+    remove_leftovers,
+    write_record,
+)
+
+MARKER = ".casejobs-offsite"
+SPACE_MARGIN = 1 << 20
+
+
+class OffsiteProblem(CasejobsError):
+    """The off-site folder cannot take the copy: missing, not mounted, full, read-only. The local
+    package is unaffected; the run is partial."""
+
+
+def init_folder(folder: Path, now: dt.datetime) -> bool:
+    """Write the marker that makes folder an off-site destination; return False if it was there already.
+
+    Raise CasejobsError when the folder does not exist (mount it first) or cannot be written.
+    """
+    if not folder.is_dir():
+        raise CasejobsError(f"{folder} does not exist or is not a folder: mount the share (or create it) first")
+    marker = folder / MARKER
+    if marker.is_file():
+        return False
+    try:
+        marker.write_text(
+            "This folder receives casejobs backup packages (its nightlyBackup job copies them here).\n"
+            "Without this file the folder is taken for an unmounted share and nothing is copied.\n"
+            f"initialised {format_utc(now)} from {socket.gethostname()}\n",
+            encoding="utf-8",
+        )
+    except OSError as error:
+        raise CasejobsError(f"{folder} cannot be written: {error.strerror}") from None
+    fsync_folder(folder)
+    return True
+
+
+def destination_problem(folder: Path) -> str | None:
+    """Say why folder cannot be the off-site destination now (missing, or not mounted), else None."""
+    if not folder.is_dir():
+        return f"offsite folder {folder} is not mounted (it does not exist)"
+    if not (folder / MARKER).is_file():
+        return (
+            f"offsite folder {folder} is not mounted (it has no {MARKER} marker; "
+            f"once the share is there, run: bin/jobctl offsite init {folder})"
+        )
+    return None
+
+
+def _in_words(folder: Path, error: OSError) -> str:
+    """An OSError met while writing to folder, as one line for people."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"offsite folder {folder} is full"
+    if error.errno == errno.EROFS:
+        return f"offsite folder {folder} is read-only"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"offsite folder {folder} is not writable (permission denied)"
+    return f"offsite folder {folder} cannot be written: {error.strerror or error}"
+
+
+def is_there(package: Path, copy: Path, record: dict[str, Any]) -> bool:
+    """True when copy is already a finished copy of package: its size and its record match."""
+    try:
+        size = copy.stat().st_size
+    except OSError:
+        return False
+    there = read_record(copy)
+    return size == record["size"] and there is not None and there["sha256"] == record["sha256"]
+
+
+def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Callable[[], None]) -> Path:
+    """Copy package (and its record) into folder under a temporary name, fsync it, read it back, compare
+    its sha256 with the record, then rename it; return the copy's path.
+
+    check() is called between chunks and may raise to stop; the temporary
+    file is then removed. Raise OffsiteProblem for a folder that is full,
+    read-only or cannot be written, or a copy that does not match.
+    """
+    final = folder / package.name
+    temporary = folder / f".casejobs-offsite-{os.getpid()}.{package.name}"
+    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise OffsiteProblem(f"offsite folder {folder} is read-only")
+    free = shutil.disk_usage(folder).free
+    if free < record["size"] + SPACE_MARGIN:
+        raise OffsiteProblem(
+            f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB free"
+        )
+    try:
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as target, package.open("rb") as source:
+                while block := source.read(CHUNK):
+                    target.write(block)
+                    check()
+                target.flush()
+                os.fsync(target.fileno())
+            written = file_digest(temporary, check)  # read back from the destination, not from memory
+            if written.sha256 != record["sha256"] or written.size != record["size"]:
+                raise OffsiteProblem(
+                    f"the copy of {package.name} in {folder} differs from its record (sha256): not kept"
+                )
+            write_record(final, record)
+            os.replace(temporary, final)
+            fsync_folder(folder)
+        except OSError as error:
+            raise OffsiteProblem(_in_words(folder, error)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return final
+
+
+def recent_packages(local: Path, today: dt.date, retention_days: int) -> list[Path]:
+    """The local packages within the retention that are sound and have a record, newest first."""
+    return [
+        path
+        for day, path in packages_in(local)
+        if (today - day).days <= retention_days and read_record(path) is not None and is_sound(path)
+    ]
+
+
+def synchronise(
+    local: Path,
+    folder: Path,
+    today: dt.date,
+    retention: tuple[int, int],
+    check: Callable[[], None],
+    log: Any,
+) -> dict[str, Any]:
+    """Copy every recent local package missing in folder (the newest first), then apply the retention
+    there; return {"copied": names, "deleted": names}. Raise OffsiteProblem when the folder is not
+    there or cannot take a copy."""
+    problem = destination_problem(folder)
+    if problem:
+        raise OffsiteProblem(problem)
+    try:
+        remove_leftovers(folder)
+    except OSError as error:
+        raise OffsiteProblem(_in_words(folder, error)) from None
+    copied = []
+    for package in recent_packages(local, today, retention[0]):
+        record = read_record(package)
+        if is_there(package, folder / package.name, record):
+            continue
+        log.info("copying off-site", package=package.name, folder=str(folder))
+        copy_package(package, folder, record, check)
+        copied.append(package.name)
+    try:
+        deleted = apply_retention(folder, today, *retention)
+    except OSError as error:
+        raise OffsiteProblem(_in_words(folder, error)) from None
+    return {"copied": copied, "deleted": deleted}
+
+
+def offsite_packages(folder: Path) -> list[tuple[dt.date, Path]]:
+    """The finished packages in the off-site folder, newest first (none when it is not mounted)."""
+    if destination_problem(folder):
+        return []
+    return packages_in(folder)

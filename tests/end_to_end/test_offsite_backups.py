@@ -1,0 +1,477 @@
+"""Encrypted packages, the off-site copy and the restore drill, through the bin/ scripts as cron runs them.
+
+The encrypted package is opened by clients nobody here wrote (the `age`
+command-line tool, `unzip`, `sqlite3`); the off-site faults are real ones
+(a missing folder, a tmpfs that is full or read-only, a copy killed with
+SIGKILL); the drill's tampered package has its manifest recomputed to match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from pyrage import decrypt, x25519
+
+from lib.lock import JobLock
+from lib.seed import seed_database
+from tests.conftest import run_script, start_script
+from tests.helpers import last_finish, wait_for_log_event, wait_until
+
+NOW = "2026-11-25T23:30:00+05:30"
+DAY = "2026-11-25"
+PACKAGE = f"casejobs-backup-{DAY}.zip"
+MARKER = "ZQX-MARKER-7f3a9c"  # planted in a confidential case's title and a user's password_hash
+
+needs_age_tools = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("age", "unzip", "sqlite3")),
+    reason="needs age, unzip and sqlite3 (.ci/run installs them)",
+)
+
+
+@pytest.fixture
+def demo(home: Path, database_path: Path) -> Path:
+    """A small seeded database in home, with the marker planted where it must never be readable."""
+    from lib.clock import parse_frozen_now, today_ist
+    from lib.db import connect
+
+    database = connect(database_path)
+    now = parse_frozen_now(NOW)
+    seed_database(database, "small", 1, now, today_ist(now))
+    database.close()
+    connection = sqlite3.connect(database_path)
+    with connection:
+        connection.execute(
+            "UPDATE cases SET title = ? WHERE id = (SELECT min(id) FROM cases WHERE is_confidential = 1)",
+            (f"Confidential {MARKER}",),
+        )
+        connection.execute("UPDATE users SET password_hash = ? WHERE id = (SELECT min(id) FROM users)", (MARKER,))
+    connection.close()
+    return database_path
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, str]:
+    """An age key pair: the identity file (0600, as age-keygen writes it) and its recipient."""
+    identity = x25519.Identity.generate()
+    path = tmp_path / "keys" / "backup.key"
+    path.parent.mkdir()
+    recipient = str(identity.to_public())
+    path.write_text(f"# created: {NOW}\n# public key: {recipient}\n{identity}\n")
+    path.chmod(0o600)
+    return path, recipient
+
+
+def backup(home: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return run_script("nightly-backup", *arguments, home=home, **{"CASEJOBS_NOW": NOW, **environment})
+
+
+def drill(home: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    return run_script("backup-drill", home=home, **{"CASEJOBS_NOW": "2026-11-29T03:00:00+05:30", **environment})
+
+
+def dump(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")) if folder.exists() else []
+
+
+def offsite_folder(tmp_path: Path, home: Path) -> Path:
+    folder = tmp_path / "nas"
+    folder.mkdir()
+    result = run_script("jobctl", "offsite", "init", str(folder), home=home)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@needs_age_tools
+def test_the_age_client_unzip_and_sqlite3_open_an_encrypted_package(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    identity, recipient = keys
+    live = dump(demo)
+
+    result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient)
+
+    assert result.returncode == 0, result.stderr
+    package = home / "backups" / f"{PACKAGE}.age"
+    assert files_under(home / "backups") == [f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+    assert files_under(home / "work") == []  # the clear package and the copy are gone
+    clear = tmp_path / "clear.zip"
+    subprocess.run(["age", "--decrypt", "-i", str(identity), "-o", str(clear), str(package)], check=True)
+    subprocess.run(["unzip", "-q", str(clear), "-d", str(tmp_path / "out")], check=True)
+    database = tmp_path / "out" / "database.db"
+    checked = subprocess.run(
+        ["sqlite3", str(database), "PRAGMA integrity_check"], capture_output=True, text=True, check=True
+    )
+    assert checked.stdout.strip() == "ok"
+    assert dump(database) == live
+    details = last_finish(home, "nightlyBackup")["details"]
+    assert details["encrypted"] is True and details["size"] == package.stat().st_size
+    assert details["sha256"] == sha256(package)
+
+
+def test_nothing_readable_in_the_encrypted_file_nor_its_record(home: Path, demo: Path, keys: tuple[Path, str]) -> None:
+    identity, recipient = keys
+
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+
+    package = home / "backups" / f"{PACKAGE}.age"
+    for path in (home / "backups").iterdir():
+        assert MARKER.encode() not in path.read_bytes(), path.name
+    record = json.loads((home / "backups" / f"{PACKAGE}.age.json").read_text())
+    assert set(record) >= {"size", "sha256"} and MARKER not in json.dumps(record)
+    # The control: the marker is there once decrypted, so the check above can fail.
+    opened = decrypt(package.read_bytes(), [x25519.Identity.from_str(identity.read_text().splitlines()[-1])])
+    clear = home / "clear.zip"
+    clear.write_bytes(opened)
+    with zipfile.ZipFile(clear) as archive:
+        assert MARKER.encode() in archive.read("database.db")
+
+
+def test_verify_checks_what_it_can_without_the_identity(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    identity, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    package = home / "backups" / f"{PACKAGE}.age"
+
+    plain = run_script("nightly-backup", "verify", home=home)
+    opened = run_script("nightly-backup", "verify", "--identity", str(identity), home=home)
+
+    assert plain.returncode == 0 and "ok (size and sha256 as recorded; its contents need --identity)" in plain.stdout
+    assert opened.returncode == 0 and opened.stdout.strip().endswith(": ok")
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(f"{x25519.Identity.generate()}\n")
+    stranger.chmod(0o600)
+    wrong = run_script("nightly-backup", "verify", "--identity", str(stranger), home=home)
+    assert wrong.returncode == 1 and "the identity does not open it" in wrong.stdout
+    data = package.read_bytes()
+    package.write_bytes(data[:-100])  # cut short
+    cut = run_script("nightly-backup", "verify", home=home)
+    assert cut.returncode == 1 and "cut short or altered" in cut.stdout
+    package.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped
+    flipped = run_script("nightly-backup", "verify", home=home)
+    assert flipped.returncode == 1 and "its sha256 differs" in flipped.stdout
+
+
+def test_restore_of_an_encrypted_package_needs_its_identity(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    identity, recipient = keys
+    live = dump(demo)
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    package = str(home / "backups" / f"{PACKAGE}.age")
+    target = tmp_path / "restored.db"
+
+    refused = run_script("nightly-backup", "restore", package, "--to", str(target), home=home)
+
+    assert refused.returncode == 1 and "give the identity" in refused.stderr and not target.exists()
+
+    restored = run_script(
+        "nightly-backup", "restore", package, "--to", str(target), "--identity", str(identity), home=home
+    )
+
+    assert restored.returncode == 0, restored.stderr
+    assert dump(target) == live
+    assert files_under(home / "work") == []
+
+
+def test_a_folder_without_the_marker_is_not_mounted(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    share = tmp_path / "nas"
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+
+    missing = backup(home, **settings)
+    share.mkdir()
+    unmarked = backup(home, **settings)
+
+    assert missing.returncode == 3
+    assert last_finish(home, "nightlyBackup")["error"].startswith(f"offsite folder {share} is not mounted")
+    assert unmarked.returncode == 3 and "no .casejobs-offsite marker" in last_finish(home, "nightlyBackup")["error"]
+    assert files_under(share) == []
+    assert run_script("nightly-backup", "verify", home=home).returncode == 0  # the local package is intact
+    check = run_script("jobstats", "--check", "--job", "nightlyBackup", home=home, CASEJOBS_NOW=NOW)
+    assert check.returncode == 1 and f"offsite folder {share} is not mounted" in check.stdout
+
+    assert run_script("jobctl", "offsite", "init", str(share), home=home).returncode == 0
+    copied = backup(home, **settings)
+
+    assert copied.returncode == 0, copied.stderr
+    assert last_finish(home, "nightlyBackup")["details"]["offsite"]["copied"] == [f"{PACKAGE}.age"]
+    assert sha256(share / f"{PACKAGE}.age") == sha256(home / "backups" / f"{PACKAGE}.age")
+    assert files_under(share) == [".casejobs-offsite", f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+
+
+def test_offsite_needs_encryption_unless_plaintext_is_said_on_purpose(home: Path, demo: Path, tmp_path: Path) -> None:
+    share = offsite_folder(tmp_path, home)
+
+    refused = backup(home, CASEJOBS_BACKUP_OFFSITE_DIR=str(share))
+
+    assert refused.returncode == 78 and "CASEJOBS_BACKUP_ENCRYPT_TO is not" in refused.stderr
+    assert not (home / "backups" / PACKAGE).exists() and last_finish(home, "nightlyBackup")["status"] == "config"
+
+    allowed = backup(home, CASEJOBS_BACKUP_OFFSITE_DIR=str(share), CASEJOBS_BACKUP_OFFSITE_PLAINTEXT="1")
+
+    assert allowed.returncode == 0, allowed.stderr
+    assert sha256(share / PACKAGE) == sha256(home / "backups" / PACKAGE)
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path):
+    """A tmpfs of 64 KiB (too small for any package), unmounted at the end."""
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=False).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_or_read_only_destination_makes_the_run_partial(
+    home: Path, demo: Path, keys: tuple[Path, str], small_mount: Path
+) -> None:
+    _, recipient = keys
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(small_mount)}
+    assert run_script("jobctl", "offsite", "init", str(small_mount), home=home).returncode == 0
+
+    full = backup(home, **settings)
+
+    assert full.returncode == 3
+    assert last_finish(home, "nightlyBackup")["error"].startswith(f"offsite folder {small_mount} is full")
+    assert files_under(small_mount) == [".casejobs-offsite"]
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    read_only = backup(home, **settings, CASEJOBS_BACKUP_RETENTION_DAYS="30")
+    subprocess.run(["mount", "-o", "remount,rw,size=16m", str(small_mount)], check=True)
+
+    assert read_only.returncode == 3
+    assert last_finish(home, "nightlyBackup")["error"] == f"offsite folder {small_mount} is read-only"
+    assert files_under(small_mount) == [".casejobs-offsite"]
+    assert run_script("nightly-backup", "verify", home=home).returncode == 0
+
+    completed = backup(home, **settings)
+
+    assert completed.returncode == 0, completed.stderr
+    assert sha256(small_mount / f"{PACKAGE}.age") == sha256(home / "backups" / f"{PACKAGE}.age")
+
+
+def test_a_copy_killed_half_way_leaves_no_final_name_and_the_next_run_completes_it(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    share = offsite_folder(tmp_path, home)
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share), "CASEJOBS_NOW": NOW}
+
+    # Every pause between chunks lasts 60 s: the copy is caught with its first chunk written.
+    process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="60000", **settings)
+    try:
+        wait_for_log_event(process, "copying off-site")
+        temporary = wait_until(lambda: list(share.glob(".casejobs-offsite-*")), what="the temporary copy")
+        wait_until(lambda: temporary[0].stat().st_size > 0, what="its first chunk")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+
+    assert not (share / f"{PACKAGE}.age").exists()
+    assert [path.name for path in share.iterdir() if not path.name.startswith(".")] == []
+
+    completed = backup(home, **settings)
+
+    assert completed.returncode == 0, completed.stderr
+    assert files_under(share) == [".casejobs-offsite", f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+    assert sha256(share / f"{PACKAGE}.age") == sha256(home / "backups" / f"{PACKAGE}.age")
+
+
+def test_offsite_retention_deletes_only_casejobs_packages(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    share = offsite_folder(tmp_path, home)
+    foreign = [
+        "notes.txt",
+        "casejobs-backup-2026-01-01.zip.bak",
+        "other-backup-2026-01-01.zip",
+        "casejobs-backup-2026-01-01.tar",
+        "casejobs-backup-2026-13-01.zip.age",
+    ]
+    for name in foreign:
+        (share / name).write_text("not ours\n")
+    (share / "photos").mkdir()
+    old = share / "casejobs-backup-2026-10-01.zip.age"
+    old.write_bytes(b"age-encryption.org/v1\nold")
+    (share / f"{old.name}.json").write_text(json.dumps({"size": old.stat().st_size, "sha256": sha256(old)}))
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+
+    result = backup(home, **settings, CASEJOBS_BACKUP_KEEP_NEWEST="1")
+
+    assert result.returncode == 0, result.stderr
+    assert last_finish(home, "nightlyBackup")["details"]["offsite"]["deleted"] == [old.name]
+    assert files_under(share) == sorted(
+        [".casejobs-offsite", *foreign, "photos", f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+    )
+
+
+def test_the_drill_restores_an_encrypted_package_and_leaves_nothing(
+    home: Path, demo: Path, keys: tuple[Path, str]
+) -> None:
+    identity, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    live_before = dump(demo)
+
+    result = drill(home, CASEJOBS_BACKUP_DRILL_IDENTITY=str(identity))
+
+    assert result.returncode == 0, result.stderr
+    details = last_finish(home, "backupDrill")["details"]
+    assert details["restored"] is True and details["integrity_check"] == "ok" and details["where"] == "local"
+    assert details["exports"] == {
+        "cases.json": 500,
+        "users.json": 25,
+        "audit-logs.json": details["exports"]["audit-logs.json"],
+    }
+    assert details["rows"] == last_finish(home, "nightlyBackup")["details"]["rows"]["database.db"]
+    assert files_under(home / "work") == []
+    # The live database is never opened for the drill's work: only the audit row every run writes is new.
+    assert [line for line in dump(demo) if "backupDrill" not in line] == live_before
+    later = "2026-12-02T03:00:00+05:30"
+    check = run_script("jobstats", "--check", home=home, CASEJOBS_NOW=later)
+    assert "last restore drill: ok, 3 days ago" in check.stdout
+    assert "last restore drill: ok, 3 days ago" in run_script("jobctl", "status", home=home, CASEJOBS_NOW=later).stdout
+    assert "last restore drill: ok, 3 days ago" in run_script("jobstats", home=home, CASEJOBS_NOW=later).stdout
+
+
+def test_the_drill_without_an_identity_checks_and_says_why_it_did_not_restore(
+    home: Path, demo: Path, keys: tuple[Path, str]
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+
+    result = drill(home)
+
+    assert result.returncode == 3
+    finish = last_finish(home, "backupDrill")
+    assert finish["status"] == "partial" and finish["error"].startswith("not restored: no identity")
+    check = run_script(
+        "jobstats", "--check", "--job", "backupDrill", home=home, CASEJOBS_NOW="2026-11-29T04:00:00+05:30"
+    )
+    assert check.returncode == 1 and "last restore drill: partial" in check.stdout
+
+
+def rebuild_with_altered_database(package: Path, work: Path) -> None:
+    """Change a row of database.db inside a clear package and recompute its manifest (and the record
+    beside it) to match: only the ledger still knows the package's true sha256."""
+    work.mkdir()
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(work)
+        names = archive.namelist()
+    connection = sqlite3.connect(work / "database.db")
+    with connection:
+        connection.execute("UPDATE cases SET title = 'altered' WHERE id = (SELECT min(id) FROM cases)")
+    connection.close()
+    manifest = json.loads((work / "manifest.json").read_text())
+    database = (work / "database.db").read_bytes()
+    manifest["members"]["database.db"] |= {"size": len(database), "sha256": hashlib.sha256(database).hexdigest()}
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(work / name, name)
+    record = package.with_name(package.name + ".json")
+    record.write_text(
+        json.dumps({**json.loads(record.read_text()), "size": package.stat().st_size, "sha256": sha256(package)})
+    )
+
+
+def test_the_drill_fails_loudly_on_a_package_altered_with_its_manifest_recomputed(
+    home: Path, demo: Path, tmp_path: Path
+) -> None:
+    assert backup(home).returncode == 0
+    package = home / "backups" / PACKAGE
+    rebuild_with_altered_database(package, tmp_path / "unpacked")
+    from lib.archive import verify_package
+
+    assert verify_package(package, check_database=True).ok  # the package alone looks sound
+
+    result = drill(home)
+
+    assert result.returncode == 1
+    finish = last_finish(home, "backupDrill")
+    assert finish["status"] == "failed"
+    assert "its sha256 differs from the one the ledger recorded when it was made" in finish["error"]
+    assert finish["error"].endswith("the package is incomplete or was altered")
+    check = run_script(
+        "jobstats", "--check", "--job", "backupDrill", home=home, CASEJOBS_NOW="2026-11-29T04:00:00+05:30"
+    )
+    assert check.returncode == 2 and "CRITICAL backupDrill: last run failed" in check.stdout
+    verify = run_script("nightly-backup", "verify", home=home)
+    assert verify.returncode == 1 and "in the ledger (cut short or altered)" in verify.stdout
+    assert "its record beside it" not in verify.stdout  # recomputed too: only the ledger still knows
+
+
+def test_the_drill_takes_the_offsite_copy_and_keeps_to_the_lock(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    identity, recipient = keys
+    share = offsite_folder(tmp_path, home)
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+    assert backup(home, **settings).returncode == 0
+
+    lock = JobLock(home, "backupDrill")
+    assert lock.acquire()
+    try:
+        locked = drill(home, **settings, CASEJOBS_BACKUP_DRILL_IDENTITY=str(identity))
+    finally:
+        lock.release()
+
+    assert locked.returncode == 75 and last_finish(home, "backupDrill")["status"] == "locked"
+
+    result = drill(home, **settings, CASEJOBS_BACKUP_DRILL_IDENTITY=str(identity))
+
+    assert result.returncode == 0, result.stderr
+    details = last_finish(home, "backupDrill")["details"]
+    assert details["where"] == "off-site" and details["package"] == str(share / f"{PACKAGE}.age")
+    assert details["restored"] is True
+
+
+def test_a_drill_identity_open_to_others_is_refused(home: Path, demo: Path, keys: tuple[Path, str]) -> None:
+    identity, _ = keys
+    os.chmod(identity, 0o644)
+
+    result = drill(home, CASEJOBS_BACKUP_DRILL_IDENTITY=str(identity))
+
+    assert result.returncode == 78 and "is readable by others" in result.stderr
+
+
+def test_catch_up_and_status_know_the_weekly_slot(home: Path, database_path: Path) -> None:
+    (home / "installed-at").write_text("2026-11-28T00:00:00.000Z\n")  # Saturday, 05:30 IST
+
+    before = run_script("jobctl", "catch-up", "--dry-run", home=home, CASEJOBS_NOW="2026-11-29T02:59:00+05:30")
+    after = run_script("jobctl", "catch-up", "--dry-run", home=home, CASEJOBS_NOW="2026-11-29T03:30:00+05:30")
+    status = run_script("jobctl", "status", "--json", home=home, CASEJOBS_NOW="2026-11-29T03:30:00+05:30")
+
+    assert "backupDrill" not in before.stdout
+    assert "backupDrill: 1 slot missed; would run it once" in after.stdout
+    drill_status = json.loads(status.stdout)["jobs"]["backupDrill"]
+    assert drill_status["next_run"] == "2026-12-06T03:00:00+05:30" and drill_status["missed_slots"] == 1
