@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 
-from bench import bench_backup, bench_jobstats, bench_pending, bench_sla, bench_sync
+from bench import bench_backup, bench_jobstats, bench_offsite, bench_pending, bench_sla, bench_sync
 from bench.common import SHAPES, WORK, scale_home
 
 
@@ -18,6 +18,7 @@ def main() -> None:
         "userPendingRefresh": bench_pending.main(),
         "slaCheck": bench_sla.main(),
         "nightlyBackup": bench_backup.main(),
+        "offsite": bench_offsite.main(),
         "dailySync": bench_sync.main(),
         "jobstats": bench_jobstats.main(),
     }
@@ -50,6 +51,14 @@ def table(results: dict) -> str:
         f"| package size | {backup['large']['package_mb']} MB ({backup['large']['size_ratio']}x) "
         f"| {backup['busy']['package_mb']} MB ({backup['busy']['size_ratio']}x) | <= 1.1x the reference ZIP "
         f"| `zip -q` of the copy: {backup['busy']['reference_zip_mb']} MB (large {backup['large']['reference_zip_mb']} MB) |"
+    )
+    offsite = results["offsite"]
+    lines.append(
+        f"| nightlyBackup --force, encrypted and copied off-site | – | {_figure(offsite['encrypted_offsite'])} "
+        f"| none set (issue 13) | the same run in clear: {_figure(offsite['plain'])} |"
+    )
+    lines.append(
+        f"| backupDrill (decrypt, verify, restore, full check, counts) | – | {_figure(offsite['drill'])} | none set | – |"
     )
     lines += ["", "| size sweep | small | medium | large | growth, medium to large |", "|---|---|---|---|---|"]
     for name, result in (("userPendingRefresh", pending), ("slaCheck", sla), ("nightlyBackup", backup)):

@@ -37,7 +37,7 @@ from lib.home import make_folder
 from lib.jobspec import Outcome
 from lib.offsite import destination_problem, offsite_packages
 from lib.restore import refuse_unless_casejobs_database
-from lib.retention import ledger_record, packages_in, remove_leftovers
+from lib.retention import ledger_record, packages_in, read_record, remove_leftovers
 from lib.settings import Settings
 
 WORK_FOLDER = "work"
@@ -65,6 +65,7 @@ def newest_package(context: RunContext) -> tuple[Path, str]:
         if problem:
             context.outcome.problem(f"{problem}: the drill used the local packages")
         candidates += [(day, 1, path, "off-site") for day, path in offsite_packages(offsite)]
+    candidates = [candidate for candidate in candidates if candidate[0] <= context.today]  # none from the future
     if not candidates:
         raise CasejobsError("no backup package to drill, local or off-site: has nightlyBackup run?")
     _, _, path, where = max(candidates)
@@ -84,7 +85,11 @@ def check_against_ledger(context: RunContext, package: Path) -> dict[str, Any]:
         )
     written = file_digest(package, context.checkpoint)
     if written.sha256 != record["sha256"]:
-        size = "" if written.size == record["size"] else f" (and its size: {written.size} bytes, {record['size']} recorded)"
+        size = (
+            ""
+            if written.size == record["size"]
+            else f" (and its size: {written.size} bytes, {record['size']} recorded)"
+        )
         raise CasejobsError(
             f"{package}: its sha256 differs from the one the ledger recorded when it was made{size}: "
             "the package is incomplete or was altered"
@@ -165,6 +170,26 @@ def restore_and_compare(context: RunContext, clear: Path, folder: Path) -> dict[
     return {"integrity_check": verdict, "tables": len(tables), "rows": sum(tables.values()), "exports": exports}
 
 
+def check_offsite_copies(context: RunContext) -> None:
+    """Read every off-site copy back and compare it with what the ledger (or its record) says: a copy
+    damaged since it was made is named, and the run ends partial. The nightly job checks only the copy
+    it makes; this is where an older one is found out."""
+    offsite = context.settings.get("backup.offsite_dir")
+    if offsite is None or destination_problem(offsite):
+        return
+    checked = 0
+    for _, copy in offsite_packages(offsite):
+        record = ledger_record(context.settings.home, copy) or read_record(copy)
+        if record is None:
+            continue
+        checked += 1
+        if file_digest(copy, context.checkpoint).sha256 != record["sha256"]:
+            context.outcome.problem(
+                f"off-site copy {copy} differs from its record: delete it, and the next nightlyBackup copies it again"
+            )
+    context.outcome.details["offsite_copies_checked"] = checked
+
+
 def work(context: RunContext) -> Outcome:
     """The job's work: find the newest package, prove it is the one made, restore it aside and compare."""
     package, where = newest_package(context)
@@ -176,6 +201,7 @@ def work(context: RunContext) -> Outcome:
         return context.outcome
     record = check_against_ledger(context, package)
     details |= {"size": record["size"], "sha256": record["sha256"], "restored": False}
+    check_offsite_copies(context)
     identity = context.settings.get("backup.drill_identity")
     if is_encrypted(package) and identity is None:
         context.outcome.problem("not restored: no identity (CASEJOBS_BACKUP_DRILL_IDENTITY); size and sha256 match")

@@ -285,9 +285,10 @@ def existing_package_problems(path: Path, home: Path) -> list[str]:
     return verify_package(path).problems
 
 
-def record_problems(path: Path, home: Path) -> list[str]:
+def record_problems(path: Path, home: Path, required: bool = True) -> list[str]:
     """Compare a package's size and sha256 with its records (beside it, and in the ledger); return the
-    differences in words. An encrypted package must have at least one record; a clear one is
+    differences in words. An encrypted package must have at least one record unless not required
+    (its identity is at hand: age's own authentication then proves it whole); a clear one is
     checked against those it has."""
     problems = []
     if is_encrypted(path) and not starts_like_age(path):
@@ -295,11 +296,8 @@ def record_problems(path: Path, home: Path) -> list[str]:
     records = {"its record beside it": read_record(path), "the ledger": ledger_record(home, path)}
     known = {where: record for where, record in records.items() if record is not None}
     if not known:
-        return (
-            [*problems, "no record of its size and sha256 (none beside it, none in the ledger)"]
-            if is_encrypted(path)
-            else problems
-        )
+        missing = "no record of its size and sha256 (none beside it, none in the ledger): give --identity to open it"
+        return [*problems, missing] if is_encrypted(path) and required else problems
     written = file_digest(path)
     for where, record in known.items():
         if written.sha256 == record["sha256"]:
@@ -318,12 +316,24 @@ def copy_offsite(context: RunContext, folder: Path, retention: tuple[int, int]) 
     if offsite is None:
         return
     try:
-        result = synchronise(folder, offsite, context.today, retention, context.checkpoint, context.log)
+        clear_allowed = bool(context.settings.get("backup.offsite_plaintext"))
+        result = synchronise(
+            context.settings.home,
+            folder,
+            offsite,
+            context.today,
+            retention,
+            clear_allowed,
+            context.checkpoint,
+            context.log,
+        )
     except OffsiteProblem as problem:
         context.outcome.problem(str(problem))
         context.outcome.details["offsite"] = {"folder": str(offsite), "problem": str(problem)}
         context.log.warning("off-site copy not made", reason=str(problem))
         return
+    for reason in result["not_copied"]:
+        context.outcome.problem(reason)
     context.outcome.details["offsite"] = {"folder": str(offsite), **result}
 
 
@@ -392,9 +402,12 @@ def _scratch_folder(encrypted: bool = False) -> Path:
     """Where verify and restore inflate a database copy, cleared of dead runs' copies: the backups
     folder, or for an encrypted package the work folder (nothing in clear beside the packages)."""
     home = load_settings().home
+    if not home.is_dir():
+        raise CasejobsError(
+            f"the home {home} does not exist: create it (mkdir -p {home}) or point CASEJOBS_HOME at the one to use"
+        )
     folder = home / (WORK_FOLDER if encrypted else "backups")
-    if home.is_dir():
-        make_folder(folder, shared=False)
+    make_folder(folder, shared=False)
     remove_leftovers(folder)
     return folder
 
@@ -418,8 +431,10 @@ def check_package(path: Path, identities: list[Any] | None) -> tuple[list[str], 
         return ["no such package"], ""
     home = load_settings().home
     encrypted = is_encrypted(path)
+    if not encrypted and starts_like_age(path):
+        return [f"it is age-encrypted: name it {path.name}.age (and verify it with --identity)"], ""
     if encrypted:
-        problems = record_problems(path, home)
+        problems = record_problems(path, home, required=not identities)
         if problems:
             return problems, ""
         if not identities:
@@ -484,7 +499,7 @@ def restore_command(package: str, target: str, force: bool, identity: str | None
     """
     exit_on_terminate()
     path = Path(package)
-    problems = record_problems(path, load_settings().home)
+    problems = record_problems(path, load_settings().home, required=identity is None)
     if problems:
         raise CasejobsError(f"{package} does not match its record, nothing restored: {'; '.join(problems)}")
     scratch = _scratch_folder(is_encrypted(path))

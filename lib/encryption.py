@@ -28,27 +28,40 @@ CHUNK = 1 << 20
 def _recipient(text: str) -> Any:
     from pyrage import RecipientError, x25519  # loaded only by the settings that use it
 
+    from lib.settings import Refused
+
+    if text.upper().startswith("AGE-SECRET-KEY-"):
+        raise Refused("that is a private key: give its public key (age1…, age-keygen -y KEYFILE prints it)")
+    if text.startswith(("ssh-", "ecdsa-")):
+        raise Refused("SSH keys are not taken: give an age recipient (age1…, from age-keygen)")
     try:
         return x25519.Recipient.from_str(text)
     except RecipientError:
-        raise ValueError(text) from None
+        raise Refused(f"{text[:12]}… is not an age recipient (mistyped or cut?)") from None
 
 
 def parse_recipients(value: str) -> tuple[str, ...]:
     """Given the setting's text, return its age recipients (age1…): the text holds them, separated by
     spaces or commas, or names a recipients file holding one per line (`#` comments allowed, as
-    `age -R` reads). Raise ValueError for anything else."""
+    `age -R` reads). Raise ValueError (lib.settings.Refused, with the reason) for anything else."""
+    from lib.settings import Refused
+
     text = value.strip()
-    words = text.replace(",", " ").split()
-    if words and not words[0].startswith(RECIPIENT_PREFIX):
-        path = Path(text).expanduser()
+    if not text:
+        raise Refused("empty")
+    path = Path(text).expanduser()
+    if path.is_file():
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeError):
-            raise ValueError(text) from None
+            raise Refused(f"{path} cannot be read as a text file") from None
         words = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    if not words:
-        raise ValueError(text)
+        if not words:
+            raise Refused(f"{path} holds no recipient")
+    elif os.sep in text or text.startswith((".", "~")):
+        raise Refused(f"{path}: file not found" if not path.exists() else f"{path} is not a file")
+    else:
+        words = text.replace(",", " ").split()
     for word in words:
         _recipient(word)
     return tuple(words)
@@ -62,6 +75,8 @@ def read_identities(path: Path, what: str = "identity file") -> list[Any]:
     """
     from pyrage import IdentityError, x25519
 
+    if path.is_dir():
+        raise CasejobsError(f"{what} {path} is a folder, not a key file")
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise CasejobsError(f"{what} {path} is readable by others; make it private: chmod 600 {path}")

@@ -15,27 +15,40 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lib.archive import CHUNK, fsync_folder
 from lib.clock import format_utc
-from lib.encryption import file_digest
+from lib.encryption import file_digest, is_encrypted
 from lib.errors import CasejobsError
 from lib.retention import (
     apply_retention,
     is_sound,
+    ledger_record,
     packages_in,
     read_record,
+    record_path,
     remove_leftovers,
     write_record,
 )
 
 MARKER = ".casejobs-offsite"
 SPACE_MARGIN = 1 << 20
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())  # a shared folder may serve several machines
+# What a copy killed half-way leaves there: only these are ever removed, files only, this host's only.
+LEFTOVER = re.compile(
+    rf"^\.casejobs-offsite-{re.escape(HOST)}-(\d+)\.casejobs-backup-\d{{4}}-\d{{2}}-\d{{2}}\.zip(?:\.age)?(?:\.json)?$"
+)
+
+
+def temporary_name(folder: Path, name: str) -> Path:
+    """Where a file is written in the off-site folder before it is renamed to name."""
+    return folder / f".casejobs-offsite-{HOST}-{os.getpid()}.{name}"
 
 
 class OffsiteProblem(CasejobsError):
@@ -68,6 +81,8 @@ def init_folder(folder: Path, now: dt.datetime) -> bool:
 
 def destination_problem(folder: Path) -> str | None:
     """Say why folder cannot be the off-site destination now (missing, or not mounted), else None."""
+    if folder.exists() and not folder.is_dir():
+        return f"offsite folder {folder} is a file, not a folder"
     if not folder.is_dir():
         return f"offsite folder {folder} is not mounted (it does not exist)"
     if not (folder / MARKER).is_file():
@@ -108,14 +123,14 @@ def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Cal
     read-only or cannot be written, or a copy that does not match.
     """
     final = folder / package.name
-    temporary = folder / f".casejobs-offsite-{os.getpid()}.{package.name}"
+    temporary = temporary_name(folder, package.name)
     if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
         raise OffsiteProblem(f"offsite folder {folder} is read-only")
     free = shutil.disk_usage(folder).free
     if free < record["size"] + SPACE_MARGIN:
         raise OffsiteProblem(
-            f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB, "
-            f"{free / 2**20:.1f} MiB free"
+            f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB "
+            f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
         )
     try:
         try:
@@ -131,8 +146,8 @@ def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Cal
                 raise OffsiteProblem(
                     f"the copy of {package.name} in {folder} differs from its record (sha256): not kept"
                 )
-            write_record(final, record)
             os.replace(temporary, final)
+            write_record(final, record, temporary_name(folder, record_path(final).name))
             fsync_folder(folder)
         except OSError as error:
             raise OffsiteProblem(_in_words(folder, error)) from None
@@ -141,36 +156,53 @@ def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Cal
     return final
 
 
-def recent_packages(local: Path, today: dt.date, retention_days: int) -> list[Path]:
-    """The local packages within the retention that are sound and have a record, newest first."""
-    return [
-        path
-        for day, path in packages_in(local)
-        if (today - day).days <= retention_days and read_record(path) is not None and is_sound(path)
-    ]
+def recent_packages(
+    home: Path, local: Path, today: dt.date, retention_days: int, clear_allowed: bool
+) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Yield each local package within the retention that may go off-site (encrypted ones; clear ones
+    only when clear_allowed), newest first, with its record: the one beside it, or else the ledger's
+    (written back beside it), or None when neither knows its size and sha256."""
+    for day, path in packages_in(local):
+        if (today - day).days > retention_days or not (clear_allowed or is_encrypted(path)):
+            continue
+        record = read_record(path)
+        if record is None:
+            record = ledger_record(home, path)
+            if record is not None and path.stat().st_size == record["size"]:
+                write_record(path, {"package": path.name, **record})
+            else:
+                record = None
+        if record is None or is_sound(path):
+            yield path, record
 
 
 def synchronise(
+    home: Path,
     local: Path,
     folder: Path,
     today: dt.date,
     retention: tuple[int, int],
+    clear_allowed: bool,
     check: Callable[[], None],
     log: Any,
 ) -> dict[str, Any]:
     """Copy every recent local package missing in folder (the newest first), then apply the retention
-    there; return {"copied": names, "deleted": names}. Raise OffsiteProblem when the folder is not
-    there or cannot take a copy."""
+    there; return {"copied": names, "deleted": names, "not_copied": reasons}. Raise OffsiteProblem
+    when the folder is not there or cannot take a copy."""
     problem = destination_problem(folder)
     if problem:
         raise OffsiteProblem(problem)
     try:
-        remove_leftovers(folder)
+        removed = remove_leftovers(folder, LEFTOVER, folders=False)
     except OSError as error:
         raise OffsiteProblem(_in_words(folder, error)) from None
-    copied = []
-    for package in recent_packages(local, today, retention[0]):
-        record = read_record(package)
+    if removed:
+        log.info("removed what a killed copy left off-site", files=removed)
+    copied, not_copied = [], []
+    for package, record in recent_packages(home, local, today, retention[0], clear_allowed):
+        if record is None:
+            not_copied.append(f"{package.name} not copied off-site: no record of its size and sha256")
+            continue
         if is_there(package, folder / package.name, record):
             continue
         log.info("copying off-site", package=package.name, folder=str(folder))
@@ -180,7 +212,7 @@ def synchronise(
         deleted = apply_retention(folder, today, *retention)
     except OSError as error:
         raise OffsiteProblem(_in_words(folder, error)) from None
-    return {"copied": copied, "deleted": deleted}
+    return {"copied": copied, "deleted": deleted, "not_copied": not_copied}
 
 
 def offsite_packages(folder: Path) -> list[tuple[dt.date, Path]]:

@@ -28,7 +28,7 @@ RECORD_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip(\.age)?\.js
 RECORD_SUFFIX = ".json"
 
 LEFTOVER_NAME = re.compile(
-    r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip(?:\.age)?(?:\.json)?\.tmp|copy|verify|decrypted|drill|offsite)-(\d+)"
+    r"^\.casejobs-(backup-\d{4}-\d{2}-\d{2}\.zip(?:\.age)?(?:\.json)?\.tmp|copy|verify|decrypted|drill)-(\d+)"
 )
 
 
@@ -53,10 +53,11 @@ def record_path(package: Path) -> Path:
     return package.with_name(package.name + RECORD_SUFFIX)
 
 
-def write_record(package: Path, record: dict[str, Any]) -> None:
-    """Write a package's record beside it, under a temporary name, fsynced, then renamed."""
+def write_record(package: Path, record: dict[str, Any], temporary: Path | None = None) -> None:
+    """Write a package's record beside it, under a temporary name (by default `.<name>.tmp-<pid>`),
+    fsynced, then renamed."""
     final = record_path(package)
-    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    temporary = temporary or final.with_name(f".{final.name}.tmp-{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as target:
@@ -120,8 +121,9 @@ def is_sound(package: Path) -> bool:
     return True
 
 
-def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME) -> list[str]:
-    """Delete the temporary files (and folders) that runs which died left in folder; return their names.
+def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME, folders: bool = True) -> list[str]:
+    """Delete the temporary files (and, with folders, folders) that runs which died left in folder;
+    return their names.
 
     The name holds the pid of the process that made it: a file of a process
     still alive (a verify going on beside the backup, say) is left alone.
@@ -129,12 +131,15 @@ def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME) -> 
     removed = []
     for path in folder.iterdir() if folder.is_dir() else ():
         match = pattern.match(path.name)
-        if match and not process_alive(int(match.group(match.lastindex or 0))):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path.name)
+        if not match or process_alive(int(match.group(match.lastindex or 0))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            if not folders:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
     return removed
 
 

@@ -58,6 +58,11 @@ CONFIG_FILE_NAME = "casejobs.toml"
 SIMULATOR_URL = "sim://"
 
 
+class Refused(ValueError):
+    """A value refused with a reason of its own, said as it is ("file not found"), rather than the
+    setting's allowed range."""
+
+
 class Rule:
     """How to read one setting's text, and its allowed range in words (for errors and the README)."""
 
@@ -68,7 +73,9 @@ class Rule:
     def __call__(self, value: str) -> Any:
         try:
             return self.parse(value)
-        except (ValueError, OverflowError):
+        except Refused as reason:
+            raise ValueError(f"must be {self.allowed}: {reason}") from None
+        except (ValueError, OverflowError, KeyError):
             raise ValueError(f"must be {self.allowed}") from None
 
 
@@ -415,7 +422,9 @@ def _parse(setting: Setting, raw: Any, origin: str) -> Any:
     try:
         return setting.parse(str(raw))
     except ValueError as error:
-        shown = "" if setting.secret else f"={raw!r}"  # a ping URL holds its key: never echo a secret
+        # A ping URL holds its key, and a private key pasted where a public one belongs is still private:
+        # never echo either.
+        shown = "" if setting.secret or "AGE-SECRET-KEY-" in str(raw).upper() else f"={raw!r}"
         raise ConfigError(f"bad setting {origin}{shown}: {error}") from None
 
 
@@ -441,8 +450,8 @@ def _check_combinations(values: dict[str, Any], errors: dict[str, str]) -> None:
         errors.setdefault(
             "backup.offsite_dir",
             "CASEJOBS_BACKUP_OFFSITE_DIR is set but CASEJOBS_BACKUP_ENCRYPT_TO is not: every client's data would "
-            "leave this machine in clear; set CASEJOBS_BACKUP_ENCRYPT_TO to an age recipient (README, Off-site "
-            "backups), or CASEJOBS_BACKUP_OFFSITE_PLAINTEXT=1 on purpose",
+            "leave this machine in clear; set CASEJOBS_BACKUP_ENCRYPT_TO to an age recipient (README: Backups that "
+            "survive the office), or CASEJOBS_BACKUP_OFFSITE_PLAINTEXT=1 on purpose",
         )
     host = values.get("smtp.host")
     if (

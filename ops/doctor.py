@@ -28,6 +28,8 @@ from lib.errors import CasejobsError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
 from lib.migration import inspect
+from lib.offsite import destination_problem
+from lib.retention import packages_in
 from lib.schedule import Entry
 from lib.schema import SCHEMA_VERSION
 from lib.settings import Settings, all_settings, resource
@@ -161,9 +163,9 @@ def check_home(settings: Settings) -> Check:
 def check_free_space(settings: Settings) -> Check:
     """Room for the next backup: the last package (or the database) twice over, for the copy and the package."""
     folder = settings.home / "backups"
-    packages = sorted(folder.glob("casejobs-backup-*.zip")) if folder.is_dir() else []
+    packages = [path for _, path in packages_in(folder)]
     basis = (
-        packages[-1].stat().st_size
+        packages[0].stat().st_size
         if packages
         else (settings.database_path.stat().st_size if settings.database_path.exists() else 0)
     )
@@ -393,6 +395,26 @@ def probe_ecourts(settings: Settings) -> Check:
     )
 
 
+def check_offsite(settings: Settings) -> Check:
+    """Where the backups go besides this disk: the off-site folder, mounted (its marker there) or not."""
+    if "backup.offsite_dir" in settings.errors:
+        return Check("off-site copy", CRITICAL, settings.errors["backup.offsite_dir"])
+    folder = settings.get("backup.offsite_dir")
+    if folder is None:
+        return Check(
+            "off-site copy", OK, "none: the backups stay on this disk (README: Backups that survive the office)"
+        )
+    problem = destination_problem(folder)
+    if problem:
+        return Check("off-site copy", WARNING, problem, f"mount it, then once: bin/jobctl offsite init {folder}")
+    encrypted = (
+        "encrypted" if settings.get("backup.encrypt_to") else "NOT encrypted (CASEJOBS_BACKUP_OFFSITE_PLAINTEXT=1)"
+    )
+    return Check(
+        "off-site copy", OK, f"{folder}: mounted, {shutil.disk_usage(folder).free >> 20} MiB free; {encrypted}"
+    )
+
+
 def run_checks(settings: Settings, probe: bool = False) -> list[Check]:
     """Return every check, in the order a person fixes things."""
     entries = REGISTRY.entries()
@@ -401,6 +423,7 @@ def run_checks(settings: Settings, probe: bool = False) -> list[Check]:
         lambda: check_database(settings),
         lambda: check_home(settings),
         lambda: check_free_space(settings),
+        lambda: check_offsite(settings),
         lambda: check_cron(settings),
         lambda: check_settings_as_cron(settings, entries),
         lambda: check_secret_files(settings),

@@ -421,6 +421,8 @@ def offsite_group() -> None:
 def offsite_init(folder: str, verbose: bool) -> None:
     """Mark FOLDER (a mounted share, USB disk or synced folder) as the off-site destination: a folder
     without this marker is taken for an unmounted share, and nothing is copied there."""
+    if not folder.strip():
+        raise CasejobsError("name the folder: jobctl offsite init /mnt/nas/casejobs")
     path = Path(folder).absolute()
     settings = load_settings()
     if offsite.init_folder(path, settings.now()):

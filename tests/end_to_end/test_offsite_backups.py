@@ -475,3 +475,104 @@ def test_catch_up_and_status_know_the_weekly_slot(home: Path, database_path: Pat
     assert "backupDrill: 1 slot missed; would run it once" in after.stdout
     drill_status = json.loads(status.stdout)["jobs"]["backupDrill"]
     assert drill_status["next_run"] == "2026-12-06T03:00:00+05:30" and drill_status["missed_slots"] == 1
+
+
+def test_clear_packages_stay_home_when_encryption_is_on(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_NOW="2026-11-24T23:30:00+05:30").returncode == 0  # before encryption was on
+    share = offsite_folder(tmp_path, home)
+
+    result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient, CASEJOBS_BACKUP_OFFSITE_DIR=str(share))
+
+    assert result.returncode == 0, result.stderr
+    assert files_under(share) == [".casejobs-offsite", f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+    for path in share.iterdir():
+        assert MARKER.encode() not in path.read_bytes()
+
+
+def test_a_lost_record_is_rebuilt_from_the_ledger_and_the_copy_made(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    record = home / "backups" / f"{PACKAGE}.age.json"
+    record.unlink()
+    share = offsite_folder(tmp_path, home)
+
+    result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient, CASEJOBS_BACKUP_OFFSITE_DIR=str(share))
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(record.read_text())["sha256"] == sha256(home / "backups" / f"{PACKAGE}.age")
+    assert sha256(share / f"{PACKAGE}.age") == sha256(home / "backups" / f"{PACKAGE}.age")
+
+
+def test_offsite_cleanup_touches_only_its_own_killed_copies(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    share = offsite_folder(tmp_path, home)
+    (share / ".casejobs-drill-88888").mkdir()
+    (share / ".casejobs-drill-88888" / "precious.txt").write_text("keep")
+    (share / ".casejobs-copy-99999").write_text("keep")
+    (share / ".casejobs-offsite-otherhost-77777.casejobs-backup-2026-11-24.zip.age").write_text("another machine's")
+
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient, CASEJOBS_BACKUP_OFFSITE_DIR=str(share)).returncode == 0
+
+    assert (share / ".casejobs-drill-88888" / "precious.txt").exists() and (share / ".casejobs-copy-99999").exists()
+    assert (share / ".casejobs-offsite-otherhost-77777.casejobs-backup-2026-11-24.zip.age").exists()
+
+
+def test_the_drill_finds_a_damaged_older_offsite_copy(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    identity, recipient = keys
+    share = offsite_folder(tmp_path, home)
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+    assert backup(home, **settings, CASEJOBS_NOW="2026-11-24T23:30:00+05:30").returncode == 0
+    assert backup(home, **settings).returncode == 0
+    older = share / "casejobs-backup-2026-11-24.zip.age"
+    data = bytearray(older.read_bytes())
+    data[5000] ^= 0xFF
+    older.write_bytes(bytes(data))
+
+    result = drill(home, **settings, CASEJOBS_BACKUP_DRILL_IDENTITY=str(identity))
+
+    assert result.returncode == 3
+    finish = last_finish(home, "backupDrill")
+    assert finish["details"]["restored"] is True and finish["details"]["offsite_copies_checked"] == 2
+    assert (
+        finish["error"]
+        == f"off-site copy {older} differs from its record: delete it, and the next nightlyBackup copies it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("AGE-SECRET-KEY-1QQQQ", "that is a private key"),
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA", "SSH keys are not taken"),
+        ("age1typo", "is not an age recipient"),
+        ("./missing-recipients.txt", "file not found"),
+    ],
+)
+def test_a_bad_recipient_is_refused_with_its_reason_and_a_private_key_is_never_echoed(
+    home: Path, database_path: Path, value: str, reason: str
+) -> None:
+    result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=value)
+
+    assert result.returncode == 78 and reason in result.stderr
+    assert "QQQQ" not in result.stderr
+    assert "QQQQ" not in json.dumps(last_finish(home, "nightlyBackup"))
+
+
+def test_a_switch_that_is_not_0_or_1_is_a_setting_error_and_offsite_init_needs_a_folder(
+    home: Path, database_path: Path
+) -> None:
+    result = backup(home, CASEJOBS_BACKUP_OFFSITE_PLAINTEXT="yes")
+    empty = run_script("jobctl", "offsite", "init", "", home=home)
+
+    assert result.returncode == 78 and "CASEJOBS_BACKUP_OFFSITE_PLAINTEXT='yes': must be 0 or 1" in result.stderr
+    assert empty.returncode == 1 and "name the folder" in empty.stderr
+    assert not (Path("/") / ".casejobs-offsite").exists()
