@@ -87,7 +87,8 @@ DAYS = (
     Day("America/New_York", "2027-11-07", window("2027-11-07T04:50", "2027-11-07T07:40")),
     Day("Australia/Sydney", "2027-04-04", window("2027-04-03T14:50", "2027-04-03T19:40")),
     Day("Australia/Sydney", "2027-10-03", window("2027-10-02T14:50", "2027-10-02T18:40")),
-    # The control: no change that day; its three windows hold both lines of each daily job.
+    # The control: no change that day; its windows hold both lines of each daily job, and (on the
+    # Saturday evening, London time) both of the weekly backupDrill.
     Day(
         "Europe/London",
         "2027-07-15",
@@ -95,6 +96,7 @@ DAYS = (
             Window(utc("2027-07-14T23:50"), utc("2027-07-15T01:40")),
             Window(utc("2027-07-15T11:20"), utc("2027-07-15T13:10")),
             Window(utc("2027-07-15T16:50"), utc("2027-07-15T18:40")),
+            Window(utc("2027-07-17T20:20"), utc("2027-07-17T22:10")),
         ),
         control=True,
     ),
@@ -160,6 +162,10 @@ def replay(driven: Driven, home: Path) -> None:
     recorded start in order, through the real jobs; keep the runs each job's ledger then holds."""
     make_home(home)
     start = driven.window.start
+    # backupDrill's seed needs a package made before its slot (a week back, at most): one manual backup
+    # the day before the earliest seed.
+    earliest = min(entry.latest_slot(start) for entry in REGISTRY.entries())
+    run_at(home, earliest - dt.timedelta(days=1), "run-job", "nightly-backup", "--trigger", "manual")
     for entry in REGISTRY.entries():
         run_at(home, entry.latest_slot(start), "run-job", entry.script, "--trigger", "cron")
     for fire in driven.fires:
