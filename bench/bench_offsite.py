@@ -62,3 +62,7 @@ def main(shape: str = "busy") -> dict[str, object]:
         "drill": summarise(f"{shape}: bin/backup-drill with its identity", drill_runs),
     }
     return results
+
+
+if __name__ == "__main__":
+    main()
