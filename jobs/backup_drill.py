@@ -27,20 +27,18 @@ from typing import Any
 import orjson
 
 from jobs import BACKUP_DRILL as SPEC
-from lib.archive import FULL_CHECK, extract_member, integrity_check, verify_package
 from lib.cli import job_command, main
-from lib.encryption import clear_package, file_digest, is_encrypted, read_identities
+from lib.encryption import clear_package, is_encrypted, read_identities
 from lib.errors import CasejobsError, ConfigError
 from lib.exports import EXPORTS, table_counts
 from lib.harness import RunContext
 from lib.home import make_folder
 from lib.jobspec import Outcome
 from lib.offsite import destination_problem, offsite_packages
-from lib.restore import refuse_unless_casejobs_database
-from lib.retention import ledger_record, packages_in, read_record, remove_leftovers
+from lib.restore import restore
+from lib.retention import WORK_FOLDER, differs_from, ledger_record, packages_in, read_record, remove_leftovers
 from lib.settings import Settings
 
-WORK_FOLDER = "work"
 IDENTITY_SETTING = "CASEJOBS_BACKUP_DRILL_IDENTITY:"
 
 
@@ -54,26 +52,28 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(str(error)) from None
 
 
-def newest_package(context: RunContext) -> tuple[Path, str]:
-    """Return the newest package and where it is ("local" or "off-site"); an off-site folder that is
-    configured but not there is noted as a problem (the run ends partial). Raise CasejobsError when
-    there is no package at all."""
-    candidates = [(day, 0, path, "local") for day, path in packages_in(context.settings.home / "backups")]
+def newest_package(context: RunContext) -> tuple[dt.date, Path, str]:
+    """Return the newest package of a day up to today, its IST date and where it is ("local" or
+    "off-site"); an off-site folder that is configured but not there is noted as a problem (the run
+    ends partial). Raise CasejobsError when there is no package at all."""
+    home = context.settings.home
+    candidates = [(day, 0, path, "local") for day, path in packages_in(home / "backups")]
     offsite = context.settings.get("backup.offsite_dir")
     if offsite is not None:
-        problem = destination_problem(offsite)
+        problem = destination_problem(offsite, home)
         if problem:
             context.outcome.problem(f"{problem}: the drill used the local packages")
-        candidates += [(day, 1, path, "off-site") for day, path in offsite_packages(offsite)]
+        candidates += [(day, 1, path, "off-site") for day, path in offsite_packages(offsite, home)]
     candidates = [candidate for candidate in candidates if candidate[0] <= context.today]  # none from the future
     if not candidates:
         raise CasejobsError("no backup package to drill, local or off-site: has nightlyBackup run?")
-    _, _, path, where = max(candidates)
-    return path, where
+    day, _, path, where = max(candidates)
+    return day, path, where
 
 
 def check_against_ledger(context: RunContext, package: Path) -> dict[str, Any]:
-    """Compare the package's size and sha256 with the ledger's record of it; return that record.
+    """Compare the package's size and sha256 with the ledger's record of it (never the record beside
+    it, which whoever altered the package could have rewritten too); return that record.
 
     Raise CasejobsError when the ledger has no record of it or the file differs from it.
     """
@@ -83,17 +83,9 @@ def check_against_ledger(context: RunContext, package: Path) -> dict[str, Any]:
             f"{package}: the ledger holds no record of it (size, sha256): it cannot be proven to be the "
             "package nightlyBackup made"
         )
-    written = file_digest(package, context.checkpoint)
-    if written.sha256 != record["sha256"]:
-        size = (
-            ""
-            if written.size == record["size"]
-            else f" (and its size: {written.size} bytes, {record['size']} recorded)"
-        )
-        raise CasejobsError(
-            f"{package}: its sha256 differs from the one the ledger recorded when it was made{size}: "
-            "the package is incomplete or was altered"
-        )
+    problem = differs_from(package, record, "the ledger's record of when it was made", context.checkpoint)
+    if problem:
+        raise CasejobsError(f"{package}: {problem}")
     return record
 
 
@@ -102,7 +94,7 @@ def drill_folder(home: Path) -> Iterator[Path]:
     """A private temporary folder under the home's work folder, removed with all it holds on the way out."""
     parent = home / WORK_FOLDER
     make_folder(parent, shared=False)
-    remove_leftovers(parent)
+    remove_leftovers(parent, folders=True)
     folder = parent / f".casejobs-drill-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(mode=0o700)
@@ -131,27 +123,29 @@ def count_records(archive: zipfile.ZipFile, name: str, context: RunContext) -> i
     return count
 
 
+def restored_counts(context: RunContext, database: Path) -> dict[str, int]:
+    """Each table's row count in the restored database; a stop interrupts the counting."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    unregister = context.stop_flag.on_stop(connection.interrupt)
+    try:
+        context.checkpoint()
+        return table_counts(connection)
+    finally:
+        unregister()
+        connection.close()
+
+
 def restore_and_compare(context: RunContext, clear: Path, folder: Path) -> dict[str, Any]:
-    """Verify the clear package, restore its database into folder, run integrity_check there, and
-    compare the row counts and the exports' record counts with the manifest; return the figures.
-    Raise CasejobsError naming the first difference."""
-    verification = verify_package(clear, stop_flag=context.stop_flag)
-    if not verification.ok:
-        raise CasejobsError(f"{clear.name} does not verify: {'; '.join(verification.problems)}")
-    manifest = verification.manifest
-    restored = folder / "restored.db"
+    """Restore the clear package's database into folder as `nightly-backup restore` would (every member
+    verified, integrity_check of the database, free space checked, refused unless a casejobs
+    database), then compare its row counts and the exports' record counts with the manifest; return
+    the figures. Raise CasejobsError naming the first difference."""
+    context.log.info("restoring", package=clear.name, folder=str(folder))
+    restored = restore(clear, folder / "restored.db", False, folder, context.stop_flag)
+    context.checkpoint()
     with zipfile.ZipFile(clear) as archive:
-        context.log.info("restoring", member="database.db", folder=str(folder))
-        extract_member(archive, "database.db", restored)
-        refuse_unless_casejobs_database(restored, clear)
-        verdict = integrity_check(restored, context.stop_flag, FULL_CHECK)
-        if verdict != "ok":
-            raise CasejobsError(f"integrity_check of the restored database: {verdict}")
-        connection = sqlite3.connect(f"file:{restored}?mode=ro", uri=True)
-        try:
-            tables = table_counts(connection)
-        finally:
-            connection.close()
+        manifest = orjson.loads(archive.read("manifest.json"))
+        tables = restored_counts(context, restored)
         expected = manifest.get("tables") or {}
         different = sorted(name for name in set(tables) | set(expected) if tables.get(name) != expected.get(name))
         if different:
@@ -167,23 +161,27 @@ def restore_and_compare(context: RunContext, clear: Path, folder: Path) -> dict[
                     raise CasejobsError(
                         f"{name} holds {exports[name]} records, the manifest says {manifest['members'][name]['rows']}"
                     )
-    return {"integrity_check": verdict, "tables": len(tables), "rows": sum(tables.values()), "exports": exports}
+    return {"integrity_check": "ok", "tables": len(tables), "rows": sum(tables.values()), "exports": exports}
 
 
-def check_offsite_copies(context: RunContext) -> None:
-    """Read every off-site copy back and compare it with what the ledger (or its record) says: a copy
-    damaged since it was made is named, and the run ends partial. The nightly job checks only the copy
-    it makes; this is where an older one is found out."""
+def check_offsite_copies(context: RunContext, drilled: Path) -> None:
+    """Read every other off-site copy back and compare it with the ledger's record of it (or else the
+    record beside it): a copy damaged since it was made, or one nothing records, is named, and the run
+    ends partial. The nightly job checks only the copies it makes; this is where an older one is found out."""
     offsite = context.settings.get("backup.offsite_dir")
-    if offsite is None or destination_problem(offsite):
+    home = context.settings.home
+    if offsite is None or destination_problem(offsite, home):
         return
     checked = 0
-    for _, copy in offsite_packages(offsite):
-        record = ledger_record(context.settings.home, copy) or read_record(copy)
+    for _, copy in offsite_packages(offsite, home):
+        if copy == drilled:
+            continue  # read already, against the ledger
+        record = ledger_record(home, copy) or read_record(copy)
         if record is None:
+            context.outcome.problem(f"off-site copy {copy} cannot be checked: nothing records its size and sha256")
             continue
         checked += 1
-        if file_digest(copy, context.checkpoint).sha256 != record["sha256"]:
+        if differs_from(copy, record, "its record", context.checkpoint):
             context.outcome.problem(
                 f"off-site copy {copy} differs from its record: delete it, and the next nightlyBackup copies it again"
             )
@@ -192,8 +190,7 @@ def check_offsite_copies(context: RunContext) -> None:
 
 def work(context: RunContext) -> Outcome:
     """The job's work: find the newest package, prove it is the one made, restore it aside and compare."""
-    package, where = newest_package(context)
-    day = dt.date.fromisoformat(package.name[len("casejobs-backup-") :][:10])
+    day, package, where = newest_package(context)
     details = context.outcome.details
     details |= {"package": str(package), "where": where, "package_age_days": (context.today - day).days}
     if context.dry_run:
@@ -201,7 +198,7 @@ def work(context: RunContext) -> Outcome:
         return context.outcome
     record = check_against_ledger(context, package)
     details |= {"size": record["size"], "sha256": record["sha256"], "restored": False}
-    check_offsite_copies(context)
+    check_offsite_copies(context, package)
     identity = context.settings.get("backup.drill_identity")
     if is_encrypted(package) and identity is None:
         context.outcome.problem("not restored: no identity (CASEJOBS_BACKUP_DRILL_IDENTITY); size and sha256 match")

@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,13 @@ from lib.jobspec import Outcome
 from lib.offsite import OffsiteProblem, synchronise
 from lib.restore import restore
 from lib.retention import (
+    WORK_FOLDER,
     apply_retention,
+    differs_from,
     ledger_record,
     package_path,
     packages_in,
     read_record,
-    record_path,
     remove_leftovers,
     write_record,
 )
@@ -69,7 +70,6 @@ from lib.schema import SCHEMA_VERSION
 from lib.settings import load_settings
 from lib.stop import StopFlag, exit_on_terminate, start_in_thread
 
-WORK_FOLDER = "work"  # under the home: where an encrypted package is made and checked in clear, 0700
 BACKUP_STEP_PAGES = 4096  # 16 MiB with 4 KiB pages: a stop is seen between two steps
 
 
@@ -189,6 +189,7 @@ def write_package(
     checker = start_in_thread(integrity_check, copy_path, stop_flag, pragma)
     deflater = start_in_thread(deflate_file, copy_path, deflated_path, level, unless_cancelled)
     encrypted = is_encrypted(final_path)
+    digest = None
     writer = PackageWriter(work_folder / final_path.name.removesuffix(".age") if encrypted else final_path, level)
     try:
         try:
@@ -218,7 +219,8 @@ def write_package(
         )
         context.log.info("verifying the package")
         # The clear package's sha256 is read off the disk while it is verified: the second core is free now.
-        digest = None if encrypted else start_in_thread(file_digest, writer.temporary_path, stop_flag.check)
+        if not encrypted:
+            digest = start_in_thread(file_digest, writer.temporary_path, stop_flag.check)
         verification = verify_package(writer.temporary_path, stop_flag=stop_flag)
         if not verification.ok:
             raise CasejobsError(f"the new package failed verification: {'; '.join(verification.problems)}")
@@ -227,15 +229,15 @@ def write_package(
             written = seal_encrypted(context, writer.temporary_path, final_path)
         else:
             written = stop_flag.wait_for(digest)
-            record_path(final_path).unlink(missing_ok=True)  # a replaced package's record never outlives it
-            writer.commit()
+            # The record first: a package never has its final name without its record.
             write_record(final_path, package_record(context, final_path, written))
+            writer.commit()
     except BaseException:
         writer.abort()
         raise
     finally:
         cancelled.set()
-        concurrent.futures.wait([deflater])
+        concurrent.futures.wait([deflater, *([digest] if digest is not None else [])])
         if not stop_flag.is_set():  # a stop interrupts the check; waiting for it would only delay the exit
             concurrent.futures.wait([checker])
         deflated_path.unlink(missing_ok=True)
@@ -268,24 +270,26 @@ def seal_encrypted(context: RunContext, clear: Path, final_path: Path) -> Writte
         written = encrypt_file(clear, temporary, context.settings.get("backup.encrypt_to"), context.checkpoint)
         if file_digest(temporary, context.checkpoint) != written:
             raise CasejobsError("the encrypted package read back differs from what was written: the disk is failing")
-        record_path(final_path).unlink(missing_ok=True)  # a replaced package's record never outlives it
+        # The record first: a package never has its final name without its record.
+        write_record(final_path, package_record(context, final_path, written))
         os.replace(temporary, final_path)
         fsync_folder(final_path.parent)
-        write_record(final_path, package_record(context, final_path, written))
     finally:
         temporary.unlink(missing_ok=True)
     return written
 
 
-def existing_package_problems(path: Path, home: Path) -> list[str]:
+def existing_package_problems(path: Path, home: Path, context: RunContext) -> list[str]:
     """Check a package already in place the way the nightly job can (an encrypted one without opening
     it); return its problems (none: it is sound)."""
     if is_encrypted(path):
-        return record_problems(path, home)
-    return verify_package(path).problems
+        return record_problems(path, home, check=context.checkpoint)
+    return verify_package(path, stop_flag=context.stop_flag).problems
 
 
-def record_problems(path: Path, home: Path, required: bool = True) -> list[str]:
+def record_problems(
+    path: Path, home: Path, required: bool = True, check: Callable[[], None] = lambda: None
+) -> list[str]:
     """Compare a package's size and sha256 with its records (beside it, and in the ledger); return the
     differences in words. An encrypted package must have at least one record unless not required
     (its identity is at hand: age's own authentication then proves it whole); a clear one is
@@ -293,19 +297,15 @@ def record_problems(path: Path, home: Path, required: bool = True) -> list[str]:
     problems = []
     if is_encrypted(path) and not starts_like_age(path):
         problems.append("not an age-encrypted file (its header is wrong)")
-    records = {"its record beside it": read_record(path), "the ledger": ledger_record(home, path)}
+    records = {"its record beside it": read_record(path), "the ledger's record": ledger_record(home, path)}
     known = {where: record for where, record in records.items() if record is not None}
     if not known:
         missing = "no record of its size and sha256 (none beside it, none in the ledger): give --identity to open it"
         return [*problems, missing] if is_encrypted(path) and required else problems
-    written = file_digest(path)
     for where, record in known.items():
-        if written.sha256 == record["sha256"]:
-            continue
-        if written.size != record["size"]:
-            problems.append(f"{written.size} bytes, but {record['size']} in {where} (cut short or altered)")
-        else:
-            problems.append(f"its sha256 differs from the one in {where} (the file was altered)")
+        problem = differs_from(path, record, where, check)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -356,13 +356,14 @@ def work(context: RunContext) -> Outcome:
     # package are made in the work folder (0700), and removed on every exit path.
     work_folder = home / WORK_FOLDER if encrypted else folder
     make_folder(work_folder, shared=False)
-    leftovers = remove_leftovers(folder) + (remove_leftovers(work_folder) if encrypted else [])
+    # The work folder is cleared whatever tonight's setting: a killed encrypted run left clear data there.
+    leftovers = remove_leftovers(folder) + remove_leftovers(home / WORK_FOLDER, folders=True)
     if leftovers:
         context.log.info("removed what a dead run left", files=leftovers)
     if final_path.exists() and not context.force:
-        problems = existing_package_problems(final_path, home)
+        problems = existing_package_problems(final_path, home, context)
         if not problems:
-            deleted = apply_retention(folder, today, *retention)
+            deleted = apply_retention(folder, today, *retention, home=home)
             context.outcome.details |= {"already_done": True, "package": str(final_path), "deleted_packages": deleted}
             copy_offsite(context, folder, retention)
             return context.outcome
@@ -375,7 +376,9 @@ def work(context: RunContext) -> Outcome:
         manifest, written = write_package(context, copy_path, final_path, started, work_folder)
     finally:
         copy_path.unlink(missing_ok=True)
-    deleted = apply_retention(folder, today, *retention)
+    # In the details at once: whatever happens next, the ledger knows the package that is in place.
+    context.outcome.details |= {"package": str(final_path), "size": written.size, "sha256": written.sha256}
+    deleted = apply_retention(folder, today, *retention, home=home)
     members = manifest["members"]
     uncompressed = sum(member["size"] for member in members.values())
     context.outcome.details |= {

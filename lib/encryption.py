@@ -10,6 +10,7 @@ cryptography by hand: pyrage is the Rust implementation of age, and any
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -20,9 +21,7 @@ from typing import Any
 from lib.errors import CasejobsError, StopRequested
 
 AGE_HEADER = b"age-encryption.org/v1\n"
-RECIPIENT_PREFIX = "age1"
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
-CHUNK = 1 << 20
 
 
 def _recipient(text: str) -> Any:
@@ -141,26 +140,35 @@ class _HashingWriter:
 
 class _CheckedReader:
     """A file's reader that calls check() before each read: pyrage reads in small blocks, so a stop is
-    seen within milliseconds even in the middle of a large package."""
+    seen within milliseconds even in the middle of a large package. What a read raised (a stop, the
+    SystemExit of a SIGTERM) is kept: pyrage hands it back only as its own error's text."""
 
     def __init__(self, source: Any, check: Callable[[], None]) -> None:
         self._source = source
         self._check = check
+        self.raised: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
-        self._check()
-        return self._source.read(size)
+        try:
+            self._check()
+            return self._source.read(size)
+        except BaseException as error:
+            self.raised = error
+            raise
 
     def readinto(self, buffer: Any) -> int:
-        self._check()
-        return self._source.readinto(buffer)
+        try:
+            self._check()
+            return self._source.readinto(buffer)
+        except BaseException as error:
+            self.raised = error
+            raise
 
 
-def _raise_stop_if_asked(check: Callable[[], None], error: Exception) -> None:
-    """pyrage hands back what a reader raised as its own error: a stop stays a stop."""
-    check()
-    if "StopRequested" in str(error):
-        raise StopRequested(str(error)) from None
+def _raise_what_the_reader_met(reader: _CheckedReader) -> None:
+    """A stop or an exit met while pyrage was reading stays what it was, not a decryption error."""
+    if isinstance(reader.raised, StopRequested | SystemExit | KeyboardInterrupt):
+        raise reader.raised
 
 
 def encrypt_file(
@@ -172,12 +180,13 @@ def encrypt_file(
 
     keys = [_recipient(text) for text in recipients]
     descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as target, source.open("rb") as reader:
+    with os.fdopen(descriptor, "wb") as target, source.open("rb") as plain:
         writer = _HashingWriter(target)
+        reader = _CheckedReader(plain, check)
         try:
-            encrypt_io(_CheckedReader(reader, check), writer, keys)
+            encrypt_io(reader, writer, keys)
         except EncryptError as error:
-            _raise_stop_if_asked(check, error)
+            _raise_what_the_reader_met(reader)
             raise CasejobsError(f"encrypting {source.name} failed: {error}") from None
         target.flush()
         os.fsync(target.fileno())
@@ -192,24 +201,29 @@ def decrypt_file(
     from pyrage import DecryptError, decrypt_io
 
     descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as target, source.open("rb") as reader:
+    with os.fdopen(descriptor, "wb") as target, source.open("rb") as encrypted:
+        reader = _CheckedReader(encrypted, check)
         try:
-            decrypt_io(_CheckedReader(reader, check), target, identities)
+            decrypt_io(reader, target, identities)
         except DecryptError as error:
-            _raise_stop_if_asked(check, error)
+            _raise_what_the_reader_met(reader)
             if "No matching keys" in str(error):
                 raise CasejobsError(
                     f"{source.name}: the identity does not open it (encrypted to another key)"
                 ) from None
             raise CasejobsError(f"{source.name}: cannot be decrypted: damaged ({error})") from None
-        except OSError:
-            check()
+        except OSError as error:
+            _raise_what_the_reader_met(reader)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CasejobsError(f"no room to decrypt {source.name} into {destination.parent}") from None
             raise CasejobsError(f"{source.name}: cannot be decrypted: damaged or cut short") from None
 
 
 def file_digest(path: Path, check: Callable[[], None] = lambda: None) -> Written:
     """Read a file once from disk; return its size and sha256."""
     digest, size = hashlib.sha256(), 0
+    from lib.archive import CHUNK
+
     with path.open("rb") as reader:
         while block := reader.read(CHUNK):
             digest.update(block)

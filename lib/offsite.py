@@ -12,8 +12,10 @@ mounted".
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -56,21 +58,49 @@ class OffsiteProblem(CasejobsError):
     package is unaffected; the run is partial."""
 
 
-def init_folder(folder: Path, now: dt.datetime) -> bool:
-    """Write the marker that makes folder an off-site destination; return False if it was there already.
+def owner_of(home: Path) -> str:
+    """The installation an off-site folder belongs to: this host and its home. Package names carry no
+    host, so two installations sharing one folder would overwrite and expire each other's packages."""
+    return f"{socket.gethostname()}:{home.absolute()}"
 
-    Raise CasejobsError when the folder does not exist (mount it first) or cannot be written.
+
+OWNER_LINE = re.compile(r"^owner: (.+)$", re.MULTILINE)
+
+
+def marker_owner(folder: Path) -> str | None:
+    """The owner written in the folder's marker (None for a marker without one, or unreadable)."""
+    try:
+        match = OWNER_LINE.search((folder / MARKER).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return match.group(1).strip() if match else None
+
+
+def init_folder(folder: Path, home: Path, now: dt.datetime) -> bool:
+    """Write the marker that makes folder this installation's off-site destination; return False if it
+    was this installation's already.
+
+    Raise CasejobsError when the folder does not exist (mount it first), cannot be written, or is
+    another installation's.
     """
     if not folder.is_dir():
         raise CasejobsError(f"{folder} does not exist or is not a folder: mount the share (or create it) first")
     marker = folder / MARKER
+    owner = owner_of(home)
     if marker.is_file():
-        return False
+        found = marker_owner(folder)
+        if found not in (None, owner):
+            raise CasejobsError(
+                f"{folder} is already the off-site folder of {found}: give each installation a folder of its own "
+                f"(a subfolder such as {folder / socket.gethostname()})"
+            )
+        if found == owner:
+            return False
     try:
         marker.write_text(
             "This folder receives casejobs backup packages (its nightlyBackup job copies them here).\n"
             "Without this file the folder is taken for an unmounted share and nothing is copied.\n"
-            f"initialised {format_utc(now)} from {socket.gethostname()}\n",
+            f"initialised {format_utc(now)}\nowner: {owner}\n",
             encoding="utf-8",
         )
     except OSError as error:
@@ -79,8 +109,9 @@ def init_folder(folder: Path, now: dt.datetime) -> bool:
     return True
 
 
-def destination_problem(folder: Path) -> str | None:
-    """Say why folder cannot be the off-site destination now (missing, or not mounted), else None."""
+def destination_problem(folder: Path, home: Path | None = None) -> str | None:
+    """Say why folder cannot be the off-site destination now (missing, not mounted, or with home
+    given, another installation's), else None."""
     if folder.exists() and not folder.is_dir():
         return f"offsite folder {folder} is a file, not a folder"
     if not folder.is_dir():
@@ -90,6 +121,9 @@ def destination_problem(folder: Path) -> str | None:
             f"offsite folder {folder} is not mounted (it has no {MARKER} marker; "
             f"once the share is there, run: bin/jobctl offsite init {folder})"
         )
+    found = marker_owner(folder) if home is not None else None
+    if found is not None and found != owner_of(home):
+        return f"offsite folder {folder} belongs to another installation ({found}): give this one a folder of its own"
     return None
 
 
@@ -114,45 +148,56 @@ def is_there(package: Path, copy: Path, record: dict[str, Any]) -> bool:
     return size == record["size"] and there is not None and there["sha256"] == record["sha256"]
 
 
+class LocalMismatch(CasejobsError):
+    """The local package no longer matches its record: it is not copied (the others are)."""
+
+
 def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Callable[[], None]) -> Path:
     """Copy package (and its record) into folder under a temporary name, fsync it, read it back, compare
-    its sha256 with the record, then rename it; return the copy's path.
+    both the source read and the copy with the record's sha256, then rename it; return the copy's path.
 
     check() is called between chunks and may raise to stop; the temporary
-    file is then removed. Raise OffsiteProblem for a folder that is full,
-    read-only or cannot be written, or a copy that does not match.
+    file is then removed. Raise LocalMismatch when the local package differs
+    from its record, and OffsiteProblem for a folder that is full, read-only
+    or cannot be written, or a copy that does not match.
     """
     final = folder / package.name
     temporary = temporary_name(folder, package.name)
-    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
-        raise OffsiteProblem(f"offsite folder {folder} is read-only")
-    free = shutil.disk_usage(folder).free
-    if free < record["size"] + SPACE_MARGIN:
-        raise OffsiteProblem(
-            f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB "
-            f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
-        )
     try:
         try:
+            if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
+                raise OffsiteProblem(f"offsite folder {folder} is read-only")
+            free = shutil.disk_usage(folder).free
+            if free < record["size"] + SPACE_MARGIN:
+                raise OffsiteProblem(
+                    f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB "
+                    f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
+                )
+            source_hash = hashlib.sha256()
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "wb") as target, package.open("rb") as source:
                 while block := source.read(CHUNK):
+                    source_hash.update(block)
                     target.write(block)
                     check()
                 target.flush()
                 os.fsync(target.fileno())
+            if source_hash.hexdigest() != record["sha256"]:
+                raise LocalMismatch(f"local package {package} differs from its record: not copied off-site")
             written = file_digest(temporary, check)  # read back from the destination, not from memory
             if written.sha256 != record["sha256"] or written.size != record["size"]:
                 raise OffsiteProblem(
-                    f"the copy of {package.name} in {folder} differs from its record (sha256): not kept"
+                    f"the copy of {package.name} in {folder} differs from what was read (sha256): not kept"
                 )
-            os.replace(temporary, final)
+            # The record first: a copy never has its final name without its record.
             write_record(final, record, temporary_name(folder, record_path(final).name))
+            os.replace(temporary, final)
             fsync_folder(folder)
         except OSError as error:
             raise OffsiteProblem(_in_words(folder, error)) from None
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder refuses even to unlink what is not there
+            temporary.unlink(missing_ok=True)
     return final
 
 
@@ -169,7 +214,8 @@ def recent_packages(
         if record is None:
             record = ledger_record(home, path)
             if record is not None and path.stat().st_size == record["size"]:
-                write_record(path, {"package": path.name, **record})
+                with contextlib.suppress(OSError):  # a record lost beside it is written back when it can be
+                    write_record(path, {"package": path.name, **record})
             else:
                 record = None
         if record is None or is_sound(path):
@@ -189,11 +235,13 @@ def synchronise(
     """Copy every recent local package missing in folder (the newest first), then apply the retention
     there; return {"copied": names, "deleted": names, "not_copied": reasons}. Raise OffsiteProblem
     when the folder is not there or cannot take a copy."""
-    problem = destination_problem(folder)
+    problem = destination_problem(folder, home)
     if problem:
         raise OffsiteProblem(problem)
     try:
-        removed = remove_leftovers(folder, LEFTOVER, folders=False)
+        removed = remove_leftovers(folder, LEFTOVER)
+        # The retention first: a folder that filled up frees the room the new copy needs.
+        deleted = apply_retention(folder, today, *retention, home=home)
     except OSError as error:
         raise OffsiteProblem(_in_words(folder, error)) from None
     if removed:
@@ -206,17 +254,21 @@ def synchronise(
         if is_there(package, folder / package.name, record):
             continue
         log.info("copying off-site", package=package.name, folder=str(folder))
-        copy_package(package, folder, record, check)
+        try:
+            copy_package(package, folder, record, check)
+        except LocalMismatch as mismatch:
+            not_copied.append(str(mismatch))
+            continue
         copied.append(package.name)
     try:
-        deleted = apply_retention(folder, today, *retention)
+        deleted += apply_retention(folder, today, *retention, home=home)  # now that the new copies count
     except OSError as error:
         raise OffsiteProblem(_in_words(folder, error)) from None
     return {"copied": copied, "deleted": deleted, "not_copied": not_copied}
 
 
-def offsite_packages(folder: Path) -> list[tuple[dt.date, Path]]:
+def offsite_packages(folder: Path, home: Path | None = None) -> list[tuple[dt.date, Path]]:
     """The finished packages in the off-site folder, newest first (none when it is not mounted)."""
-    if destination_problem(folder):
+    if destination_problem(folder, home):
         return []
     return packages_in(folder)

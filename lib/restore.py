@@ -9,6 +9,7 @@ import re
 import sqlite3
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.archive import extract_member, free_space_problem, fsync_folder, verify_package
 from lib.clock import now_utc
@@ -16,12 +17,15 @@ from lib.errors import CasejobsError
 from lib.retention import remove_leftovers
 from lib.schema import SCHEMA_VERSION, contract_problems
 
+if TYPE_CHECKING:
+    from lib.stop import StopFlag
+
 RESTORE_LEFTOVER = ".{name}.restore-"
 
 
-def restore(package: Path, target: Path, force: bool, scratch: Path) -> Path:
+def restore(package: Path, target: Path, force: bool, scratch: Path, stop_flag: StopFlag | None = None) -> Path:
     """Verify package (inflating its database into scratch), then write its database.db to target
-    atomically; return the target path.
+    atomically; return the target path. With a stop_flag, a stop interrupts the verification.
 
     The database must meet the contract of data-model.md at a version this
     casejobs knows; a replaced file's mode and owner are kept. Raise
@@ -29,7 +33,7 @@ def restore(package: Path, target: Path, force: bool, scratch: Path) -> Path:
     casejobs database, the target exists without force, its folder does not
     exist or has too little room.
     """
-    result = verify_package(package, check_database=True, scratch=scratch)
+    result = verify_package(package, check_database=True, stop_flag=stop_flag, scratch=scratch)
     if not result.ok:
         raise CasejobsError(f"{package} failed verification, nothing restored: {'; '.join(result.problems)}")
     target = target.absolute()

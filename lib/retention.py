@@ -17,12 +17,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lib.archive import SHA256, fsync_folder, read_manifest
 from lib.history import process_alive, runs_since
 
+WORK_FOLDER = "work"  # under the home: where an encrypted package is made, and the drill restores, in clear (0700)
 PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip(\.age)?$")
 RECORD_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip(\.age)?\.json$")
 RECORD_SUFFIX = ".json"
@@ -65,6 +67,7 @@ def write_record(package: Path, record: dict[str, Any], temporary: Path | None =
             target.flush()
             os.fsync(target.fileno())
         os.replace(temporary, final)
+        fsync_folder(final.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -91,8 +94,10 @@ def read_record(package: Path) -> dict[str, Any] | None:
 def ledger_record(home: Path, package: Path) -> dict[str, Any] | None:
     """Return what the ledger recorded of the package when nightlyBackup made it (size, sha256), or None.
 
-    The newest successful or partial run whose details name a package of the
-    same file name wins: an off-site copy is found by its local original's record.
+    The newest run whose details name a package of the same file name with
+    its size and sha256 wins, however that run ended (a run stopped after the
+    package was in place still made it): an off-site copy is found by its
+    local original's record.
     """
     match = PACKAGE_NAME.match(package.name)
     if not match:
@@ -101,18 +106,36 @@ def ledger_record(home: Path, package: Path) -> dict[str, Any] | None:
     found = None
     for run in runs_since(home, "nightlyBackup", since):
         details = run.details
-        if run.status in ("success", "partial") and Path(str(details.get("package", ""))).name == package.name:
+        if Path(str(details.get("package", ""))).name == package.name:
             record = {"size": details.get("size"), "sha256": details.get("sha256")}
             if is_valid_record(record):
                 found = record
     return found
 
 
-def is_sound(package: Path) -> bool:
+def differs_from(
+    package: Path, record: dict[str, Any], where: str, check: Callable[[], None] = lambda: None
+) -> str | None:
+    """Read the package once and compare its size and sha256 with a record of it; return how it differs,
+    in words naming where the record is, or None when it matches."""
+    from lib.encryption import file_digest
+
+    written = file_digest(package, check)
+    if written.sha256 == record["sha256"]:
+        return None
+    if written.size != record["size"]:
+        return (
+            f"its sha256 and size differ from {where} ({written.size} bytes, {record['size']} recorded: "
+            "cut short or altered)"
+        )
+    return f"its sha256 differs from {where} (the file was altered)"
+
+
+def is_sound(package: Path, home: Path | None = None) -> bool:
     """True for a package that looks whole without opening it: a clear one whose manifest reads, an
-    encrypted one whose record is there with its size."""
+    encrypted one whose record (beside it, or else in home's ledger) has its size."""
     if package.name.endswith(".age"):
-        record = read_record(package)
+        record = read_record(package) or (ledger_record(home, package) if home else None)
         return record is not None and package.stat().st_size == record["size"]
     try:
         read_manifest(package)
@@ -121,7 +144,7 @@ def is_sound(package: Path) -> bool:
     return True
 
 
-def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME, folders: bool = True) -> list[str]:
+def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME, folders: bool = False) -> list[str]:
     """Delete the temporary files (and, with folders, folders) that runs which died left in folder;
     return their names.
 
@@ -143,7 +166,9 @@ def remove_leftovers(folder: Path, pattern: re.Pattern[str] = LEFTOVER_NAME, fol
     return removed
 
 
-def apply_retention(folder: Path, today: dt.date, retention_days: int, keep_newest: int) -> list[str]:
+def apply_retention(
+    folder: Path, today: dt.date, retention_days: int, keep_newest: int, home: Path | None = None
+) -> list[str]:
     """Delete packages older than retention_days (and their records), never one of the keep_newest
     newest sound ones (is_sound).
 
@@ -151,7 +176,7 @@ def apply_retention(folder: Path, today: dt.date, retention_days: int, keep_newe
     considered: anything else in the folder is left alone. Return the names deleted.
     """
     packages = packages_in(folder)
-    protected = set([path for _, path in packages if is_sound(path)][:keep_newest])
+    protected = set([path for _, path in packages if is_sound(path, home)][:keep_newest])
     deleted = []
     for day, path in packages:
         if (today - day).days > retention_days and path not in protected:

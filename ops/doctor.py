@@ -295,9 +295,10 @@ def check_settings_as_cron(settings: Settings, entries: list[Entry]) -> list[Che
 
 
 def check_secret_files(settings: Settings) -> list[Check]:
-    """The files holding the token and the SMTP password: readable by their owner only."""
+    """The files holding the token, the SMTP password and the drill's private key: readable by their
+    owner only."""
     checks = []
-    for key in ("ecourts.token_file", "smtp.password_file"):
+    for key in ("ecourts.token_file", "smtp.password_file", "backup.drill_identity"):
         try:
             path = settings.get(key)
         except CasejobsError:
@@ -316,11 +317,11 @@ def check_secret_files(settings: Settings) -> list[Check]:
 def check_last_runs(settings: Settings, entries: list[Entry]) -> list[Check]:
     """Each job's last run, as jobstats --check judges it."""
     now = settings.now()
-    installed = installed_at(settings.home) is not None
+    installed = installed_at(settings.home)
     checks = []
     for entry in entries:
         health = job_health(settings, entry, now)
-        problems = check_job(health, now, installed)
+        problems = check_job(health, now, installed is not None, installed)
         name = f"last run of {entry.job}"
         if problems:
             level = max(level for level, _ in problems)
@@ -404,7 +405,7 @@ def check_offsite(settings: Settings) -> Check:
         return Check(
             "off-site copy", OK, "none: the backups stay on this disk (README: Backups that survive the office)"
         )
-    problem = destination_problem(folder)
+    problem = destination_problem(folder, settings.home)
     if problem:
         return Check("off-site copy", WARNING, problem, f"mount it, then once: bin/jobctl offsite init {folder}")
     encrypted = (

@@ -425,7 +425,7 @@ def offsite_init(folder: str, verbose: bool) -> None:
         raise CasejobsError("name the folder: jobctl offsite init /mnt/nas/casejobs")
     path = Path(folder).absolute()
     settings = load_settings()
-    if offsite.init_folder(path, settings.now()):
+    if offsite.init_folder(path, settings.home, settings.now()):
         click.echo(f"{path} is now an off-site destination ({offsite.MARKER} written)")
     else:
         click.echo(f"{path} is already an off-site destination ({offsite.MARKER} is there)")

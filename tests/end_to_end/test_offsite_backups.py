@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -286,8 +288,9 @@ def test_a_copy_killed_half_way_leaves_no_final_name_and_the_next_run_completes_
     share = offsite_folder(tmp_path, home)
     settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share), "CASEJOBS_NOW": NOW}
 
-    # Every pause between chunks lasts 60 s: the copy is caught with its first chunk written.
-    process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="60000", **settings)
+    # Every pause between chunks lasts 5 s (the check of the package in place has one too): the copy is
+    # caught with its first chunk written, before its read-back and rename (two more pauses).
+    process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="5000", **settings)
     try:
         wait_for_log_event(process, "copying off-site")
         temporary = wait_until(lambda: list(share.glob(".casejobs-offsite-*")), what="the temporary copy")
@@ -347,11 +350,9 @@ def test_the_drill_restores_an_encrypted_package_and_leaves_nothing(
     assert result.returncode == 0, result.stderr
     details = last_finish(home, "backupDrill")["details"]
     assert details["restored"] is True and details["integrity_check"] == "ok" and details["where"] == "local"
-    assert details["exports"] == {
-        "cases.json": 500,
-        "users.json": 25,
-        "audit-logs.json": details["exports"]["audit-logs.json"],
-    }
+    backup_rows = last_finish(home, "nightlyBackup")["details"]["rows"]
+    assert details["exports"] == {name: backup_rows[name] for name in ("cases.json", "users.json", "audit-logs.json")}
+    assert details["exports"]["cases.json"] == 500 and details["exports"]["users.json"] == 25
     assert details["rows"] == last_finish(home, "nightlyBackup")["details"]["rows"]["database.db"]
     assert files_under(home / "work") == []
     # The live database is never opened for the drill's work: only the audit row every run writes is new.
@@ -419,14 +420,14 @@ def test_the_drill_fails_loudly_on_a_package_altered_with_its_manifest_recompute
     assert result.returncode == 1
     finish = last_finish(home, "backupDrill")
     assert finish["status"] == "failed"
-    assert "its sha256 differs from the one the ledger recorded when it was made" in finish["error"]
-    assert finish["error"].endswith("the package is incomplete or was altered")
+    assert "its sha256 and size differ from the ledger's record of when it was made" in finish["error"]
+    assert finish["error"].endswith("cut short or altered)")
     check = run_script(
         "jobstats", "--check", "--job", "backupDrill", home=home, CASEJOBS_NOW="2026-11-29T04:00:00+05:30"
     )
     assert check.returncode == 2 and "CRITICAL backupDrill: last run failed" in check.stdout
     verify = run_script("nightly-backup", "verify", home=home)
-    assert verify.returncode == 1 and "in the ledger (cut short or altered)" in verify.stdout
+    assert verify.returncode == 1 and "differ from the ledger's record" in verify.stdout
     assert "its record beside it" not in verify.stdout  # recomputed too: only the ledger still knows
 
 
@@ -541,7 +542,9 @@ def test_the_drill_finds_a_damaged_older_offsite_copy(
 
     assert result.returncode == 3
     finish = last_finish(home, "backupDrill")
-    assert finish["details"]["restored"] is True and finish["details"]["offsite_copies_checked"] == 2
+    assert (
+        finish["details"]["restored"] is True and finish["details"]["offsite_copies_checked"] == 1
+    )  # the newest was read as the drilled one
     assert (
         finish["error"]
         == f"off-site copy {older} differs from its record: delete it, and the next nightlyBackup copies it again"
@@ -576,3 +579,106 @@ def test_a_switch_that_is_not_0_or_1_is_a_setting_error_and_offsite_init_needs_a
     assert result.returncode == 78 and "CASEJOBS_BACKUP_OFFSITE_PLAINTEXT='yes': must be 0 or 1" in result.stderr
     assert empty.returncode == 1 and "name the folder" in empty.stderr
     assert not (Path("/") / ".casejobs-offsite").exists()
+
+
+def test_a_full_destination_frees_itself_by_the_retention_before_copying(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    share = tmp_path / "usb3"
+    share.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(share)], check=False).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        assert run_script("jobctl", "offsite", "init", str(share), home=home).returncode == 0
+        for day in ("2026-10-10", "2026-10-11", "2026-10-12"):  # expired long ago, 0.9 MB each
+            old = share / f"casejobs-backup-{day}.zip.age"
+            old.write_bytes(b"age-encryption.org/v1\n" + os.urandom(900_000))
+            (share / f"{old.name}.json").write_text(json.dumps({"size": old.stat().st_size, "sha256": sha256(old)}))
+        settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+
+        result = backup(home, **settings, CASEJOBS_BACKUP_KEEP_NEWEST="1")
+
+        assert result.returncode == 0, result.stderr
+        offsite = last_finish(home, "nightlyBackup")["details"]["offsite"]
+        assert offsite["copied"] == [f"{PACKAGE}.age"] and len(offsite["deleted"]) == 3
+        assert files_under(share) == [".casejobs-offsite", f"{PACKAGE}.age", f"{PACKAGE}.age.json"]
+    finally:
+        subprocess.run(["umount", str(share)], check=False)
+
+
+def test_a_local_package_changed_since_its_record_is_named_and_the_others_are_copied(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient, CASEJOBS_NOW="2026-11-24T23:30:00+05:30").returncode == 0
+    older = home / "backups" / "casejobs-backup-2026-11-24.zip.age"
+    data = bytearray(older.read_bytes())
+    data[-50] ^= 0xFF  # same size: it still looks whole
+    older.write_bytes(bytes(data))
+    share = offsite_folder(tmp_path, home)
+
+    result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient, CASEJOBS_BACKUP_OFFSITE_DIR=str(share))
+
+    assert result.returncode == 3
+    finish = last_finish(home, "nightlyBackup")
+    assert finish["error"] == f"local package {older} differs from its record: not copied off-site"
+    assert finish["details"]["offsite"]["copied"] == [f"{PACKAGE}.age"]
+    assert not (share / older.name).exists()
+
+
+def test_sigterm_during_the_offsite_copy_ends_the_run_interrupted_and_leaves_no_temporary(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
+    share = offsite_folder(tmp_path, home)
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share), "CASEJOBS_NOW": NOW}
+
+    process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="5000", **settings)
+    try:
+        wait_for_log_event(process, "copying off-site")
+        wait_until(lambda: list(share.glob(".casejobs-offsite-*")), what="the temporary copy")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+        stopped_within = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 143 and stopped_within < 2.5, stopped_within  # not after the 5 s pause
+    assert last_finish(home, "nightlyBackup")["status"] == "interrupted"
+    assert files_under(share) == [".casejobs-offsite"]
+
+
+def test_the_drill_compares_the_restored_counts_with_the_manifest(home: Path, demo: Path, tmp_path: Path) -> None:
+    """A package the ledger vouches for (as if the writer itself had erred) whose manifest miscounts a
+    table: the restore works, the comparison fails and says which table."""
+    assert backup(home).returncode == 0
+    package = home / "backups" / PACKAGE
+    before = sha256(package)
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(unpacked)
+        names = archive.namelist()
+    manifest = json.loads((unpacked / "manifest.json").read_text())
+    manifest["tables"]["cases"] += 1
+    (unpacked / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(unpacked / name, name)
+    for month in (home / "ledger" / "nightlyBackup").glob("*.jsonl"):  # the ledger vouches for the new bytes
+        text = month.read_text().replace(before, sha256(package))
+        month.write_text(re.sub(r'"size": ?\d+', f'"size": {package.stat().st_size}', text))
+
+    result = drill(home)
+
+    assert result.returncode == 1
+    finish = last_finish(home, "backupDrill")
+    assert (
+        finish["error"]
+        == f"the restored cases table has {manifest['tables']['cases'] - 1} rows, the manifest says {manifest['tables']['cases']}"
+    )
+    assert files_under(home / "work") == []
