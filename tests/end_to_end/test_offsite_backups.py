@@ -682,3 +682,23 @@ def test_the_drill_compares_the_restored_counts_with_the_manifest(home: Path, de
         == f"the restored cases table has {manifest['tables']['cases'] - 1} rows, the manifest says {manifest['tables']['cases']}"
     )
     assert files_under(home / "work") == []
+
+
+def test_an_offsite_folder_belongs_to_one_installation(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    share = offsite_folder(tmp_path, home)
+    other = tmp_path / "other-home"
+    other.mkdir()
+    shutil.copy(demo, other / "casejobs.db")
+    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share)}
+
+    refused = run_script("jobctl", "offsite", "init", str(share), home=other)
+    result = backup(other, **settings)
+
+    assert refused.returncode == 1 and "is already the off-site folder of" in refused.stderr
+    assert result.returncode == 3
+    assert "belongs to another installation" in last_finish(other, "nightlyBackup")["error"]
+    assert files_under(share) == [".casejobs-offsite"]
+    assert run_script("jobctl", "offsite", "init", str(share), home=home).returncode == 0  # its own: fine again
