@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from lib.health import LEVEL_NAMES, OK, check_all, headlines, job_health
 from lib.ledger import Damage
 from lib.settings import load_settings
 from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
+from ops.report import write_report
 
 
 def _format_duration(milliseconds: int | None) -> str:
@@ -72,9 +74,15 @@ def render_text(summary: dict[str, Any]) -> str:
     "interrupted, one slot missed, never ran), 2 CRITICAL (last run failed, crashed or a configuration "
     "error, or more than one slot missed).",
 )
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the one-page HTML report (tiles, timelines, durations, work done, failures) to this file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobstats")
-def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: bool) -> None:
+def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file: str | None, verbose: bool) -> None:
     """Summarise the ledger per job: runs and counts per status, success rate, last run that did work,
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
@@ -90,6 +98,12 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, verbose: b
         only = spec.name
     since_moment = parse_since(since, now)
     damage = Damage()
+    if html_file:
+        if check or as_json or job:
+            raise UsageError("--html makes the whole page: it takes --since only")
+        path = write_report(Path(html_file), settings, now, since_moment)
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return
     chosen = [entry for entry in entries if only is None or entry.job == only]
     health = {entry.job: job_health(settings, entry, now, damage if check else None) for entry in chosen}
     if check:
