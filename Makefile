@@ -36,8 +36,9 @@ demo:
 	bin/backup-drill --log-format console
 	@echo
 	bin/jobstats
+	@bin/jobstats --html $(DEMO_HOME)/report.html
 	@echo
-	@echo "The demo's home is $(DEMO_HOME). To try the README's examples on it: export CASEJOBS_HOME=$(DEMO_HOME)"
+	@echo "The demo's home is $(DEMO_HOME). Open $(DEMO_HOME)/report.html in a browser for the report. To try the README's examples on it: export CASEJOBS_HOME=$(DEMO_HOME)"
 
 test: venv  ## run the whole test suite
 	$(PY) -m pytest -q

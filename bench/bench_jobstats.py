@@ -25,6 +25,7 @@ from lib.schedule import Entry
 RUNS = 5
 YEARS = 5
 END = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+REPORT = WORK / "report.html"
 
 
 def _runs(entry: Entry, duration_ms: int) -> dict[str, list[bytes]]:
@@ -77,11 +78,16 @@ def main() -> dict[str, object]:
         ("jobctl status", ["jobctl", "status"]),
         ("jobstats --json --since 365d", ["jobstats", "--json", "--since", "365d"]),
         ("jobstats --json --since all", ["jobstats", "--json", "--since", "all"]),
+        ("jobstats --html (last 30 days)", ["jobstats", "--html", str(REPORT)]),
+        ("jobstats --html --since 365d", ["jobstats", "--html", str(REPORT), "--since", "365d"]),
     )
     for label, arguments in commands:
         command = [str(PROJECT / "bin" / arguments[0]), *arguments[1:]]
         measurements = [measure(command, environment) for _ in range(RUNS)]
         results[label] = summarise(label, measurements)
+        if "--html" in arguments:
+            results[label]["page_mb"] = round(REPORT.stat().st_size / 1e6, 2)
+            print(f"  the page: {results[label]['page_mb']} MB (goal: 30 days < 2 MB in < 1 s; 365 days < 5 MB in < 3 s)")
     return {"ledger_lines": lines, "years": YEARS, **results}
 
 

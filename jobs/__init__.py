@@ -182,4 +182,12 @@ USER_PENDING_REFRESH = JobSpec(
     time_limit=240,
 )
 
-REGISTRY = Registry((DAILY_SYNC, SLA_CHECK, NIGHTLY_BACKUP, USER_PENDING_REFRESH, BACKUP_DRILL))
+WEEKLY_REPORT = JobSpec(
+    name="weeklyReport",
+    script="weekly-report",
+    summary="Mail the one-page HTML report of the jobs (the last 30 days) to the ADMIN users.",
+    time_limit=900,
+    shared_sections=("smtp",),
+)
+
+REGISTRY = Registry((DAILY_SYNC, SLA_CHECK, NIGHTLY_BACKUP, USER_PENDING_REFRESH, BACKUP_DRILL, WEEKLY_REPORT))

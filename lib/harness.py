@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
-from lib import clock, ledger
+from lib import alerts, clock, ledger
 from lib.cli import plural
 from lib.db import check_database_file, check_schema, connect, write_transaction
 from lib.errors import (
@@ -455,7 +455,21 @@ def _run_started(
         run.outcome = spec.work(context) or context.outcome
         for line in run.outcome.plan or ():  # a dry run's plan, read lazily while the database is open
             options.show(line)
+    if not options.dry_run and not stop_flag.is_set():
+        _look_for_alerts(settings, spec, stop_flag, log)
     return run.exit_code
+
+
+def _look_for_alerts(settings: Settings, spec: JobSpec, stop_flag: StopFlag, log: Any) -> None:
+    """Mail the ADMINs if this run turned its job CRITICAL, or back (lib/alerts.py). Whatever goes wrong
+    there is a warning in the log: the run has ended, and its record and exit code stand."""
+    entry = entry_for(spec)
+    if entry is None:
+        return
+    try:
+        alerts.look(settings, [entry], log, stop_flag)
+    except Exception as error:
+        log.warning("alerts not looked at", reason=f"{type(error).__name__}: {error}")
 
 
 class Run:

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from lib.clock import IST, parse_utc
-from lib.health import LEVEL_NAMES, OK, JobHealth, headlines, ist_words
-from lib.history import Run
+from lib import ledger
+from lib.clock import IST, format_utc, parse_utc
+from lib.errors import CasejobsError
+from lib.health import LEVEL_NAMES, OK, JobHealth, check_all, headlines, ist_words, job_health
+from lib.history import Run, runs_since
 from lib.schedule import Entry
+from lib.settings import Settings
 
 GROUPED_BELOW = dt.timedelta(hours=1)  # a job scheduled more often than this is grouped per hour
 STATUS_COLOURS = {
@@ -177,6 +182,7 @@ def _chart(
 
 MARK_DETAILS = re.compile(r'<desc class="(?:value|x[^"]*|y[^"]*)">[^<]*</desc>')
 MARK_LABEL = re.compile(r'<desc class="label">([^<]*)</desc>')
+SVG_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 def _svg(chart: Any) -> str:
@@ -184,6 +190,7 @@ def _svg(chart: Any) -> str:
     shows on hover) and can take the keyboard's focus; pygal's own tooltip data, read by a script we do
     not load, is left out."""
     svg = chart.render(is_unicode=True)
+    svg = SVG_COMMENT.sub("", svg)  # pygal's credits, links included: nothing on the page points outside
     svg = MARK_DETAILS.sub("", svg)
     svg = MARK_LABEL.sub(r"<title>\1</title>", svg)
     svg = svg.replace('<g class="dots">', '<g class="dots" tabindex="0">')
@@ -516,3 +523,36 @@ def render_page(
     parts.append('<div id="focus-details" role="status"></div>')
     parts.append(f"<script>{SCRIPT}</script></body></html>\n")
     return "\n".join(parts)
+
+
+def build_page(settings: Settings, entries: list[Entry], now: dt.datetime, since: dt.datetime | None) -> str:
+    """Read the ledger of every scheduled job (entries) and return the page. Damaged ledger lines are
+    skipped and said in a note at the top, as jobstats says them."""
+    damage = ledger.Damage()
+    healths = {entry.job: job_health(settings, entry, now) for entry in entries}  # damage: counted once, below
+    problems = check_all(list(healths.values()), settings.home, now)
+    since_text = format_utc(since) if since else None
+    sections = []
+    for entry in entries:
+        own = [(level, line) for level, line in problems if line.startswith(f"{entry.job}:")]
+        overall = [(level, line) for level, line in problems if ":" not in line.split(" ")[0]]
+        runs = collect(entry, runs_since(settings.home, entry.job, since_text, damage), now, since)
+        sections.append(JobSection(entry, healths[entry.job], own or overall, runs))
+    return render_page(sections, now, since, damage.describe())
+
+
+def write_report(
+    path: Path, settings: Settings, entries: list[Entry], now: dt.datetime, since: dt.datetime | None
+) -> Path:
+    """Write the page to path under a temporary name beside it, then rename it into place; return path."""
+    page = build_page(settings, entries, now, since)
+    path = path.absolute()
+    if not path.parent.is_dir():
+        raise CasejobsError(f"{path.parent} does not exist")
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

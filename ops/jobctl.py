@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from jobs import REGISTRY
-from lib import clock, crontab, export, offsite
+from lib import alerts, clock, crontab, export, offsite
 from lib.cli import main, plural, report_errors
 from lib.db import check_database_file, connect
 from lib.errors import CasejobsError, ConfigError, UsageError
@@ -31,6 +31,7 @@ from lib.history import latest, process_alive
 from lib.home import create_home, share_with_group
 from lib.jobspec import JobSpec
 from lib.ledger import Damage
+from lib.log import get_logger
 from lib.migration import copy_before_migrating, inspect, migrate_all
 from lib.scales import SCALES
 from lib.schedule import LAUNCHER
@@ -473,6 +474,10 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
         if not dry_run:
             code = subprocess.run([*entry.command, "--trigger", "catchup"], check=False).returncode
             worst = max(worst, code)
+    if not dry_run:
+        # Every job, every 15 minutes: one that stopped running turns CRITICAL without a run of its own.
+        for change in alerts.look(settings, REGISTRY.entries(), get_logger()):
+            click.echo(f"alert mailed: {change}")
     sys.exit(worst)
 
 

@@ -16,9 +16,9 @@ from lib.cli import main, plural, report_errors
 from lib.errors import UsageError
 from lib.health import LEVEL_NAMES, OK, check_all, headlines, job_health
 from lib.ledger import Damage
+from lib.report import write_report
 from lib.settings import load_settings
 from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
-from ops.report import write_report
 
 
 def _format_duration(milliseconds: int | None) -> str:
@@ -101,7 +101,7 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file:
     if html_file:
         if check or as_json or job:
             raise UsageError("--html makes the whole page: it takes --since only")
-        path = write_report(Path(html_file), settings, now, since_moment)
+        path = write_report(Path(html_file), settings, REGISTRY.entries(), now, since_moment)
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return
     chosen = [entry for entry in entries if only is None or entry.job == only]

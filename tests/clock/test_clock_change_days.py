@@ -87,8 +87,8 @@ DAYS = (
     Day("America/New_York", "2027-11-07", window("2027-11-07T04:50", "2027-11-07T07:40")),
     Day("Australia/Sydney", "2027-04-04", window("2027-04-03T14:50", "2027-04-03T19:40")),
     Day("Australia/Sydney", "2027-10-03", window("2027-10-02T14:50", "2027-10-02T18:40")),
-    # The control: no change that day; its windows hold both lines of each daily job, and (on the
-    # Saturday evening, London time) both of the weekly backupDrill.
+    # The control: no change that day; its windows hold both lines of each daily job, and both of each
+    # weekly one (backupDrill on the Saturday evening, weeklyReport early on the Monday, London time).
     Day(
         "Europe/London",
         "2027-07-15",
@@ -97,6 +97,7 @@ DAYS = (
             Window(utc("2027-07-15T11:20"), utc("2027-07-15T13:10")),
             Window(utc("2027-07-15T16:50"), utc("2027-07-15T18:40")),
             Window(utc("2027-07-17T20:20"), utc("2027-07-17T22:10")),
+            Window(utc("2027-07-19T01:20"), utc("2027-07-19T03:10")),
         ),
         control=True,
     ),

@@ -92,6 +92,7 @@ def test_export_systemd_calendars_are_accepted(home: Path, tmp_path: Path) -> No
         "casejobs-nightly-backup.timer",
         "casejobs-sla-check.timer",
         "casejobs-user-pending-refresh.timer",
+        "casejobs-weekly-report.timer",
     ]
     calendars = [
         line.split("=", 1)[1]

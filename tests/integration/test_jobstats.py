@@ -79,7 +79,14 @@ def test_counts_rates_and_durations(history: Path) -> None:
 
 def test_stable_keys_for_every_scheduled_job(history: Path) -> None:
     report = stats(history)
-    assert list(report["jobs"]) == ["dailySync", "slaCheck", "nightlyBackup", "userPendingRefresh", "backupDrill"]
+    assert list(report["jobs"]) == [
+        "dailySync",
+        "slaCheck",
+        "nightlyBackup",
+        "userPendingRefresh",
+        "backupDrill",
+        "weeklyReport",
+    ]
     for job in report["jobs"].values():
         assert {
             "runs",

@@ -92,11 +92,12 @@ def test_find_takes_a_ledger_name_or_a_script_and_job_insists() -> None:
     assert REGISTRY.find("daily_sync") is None
     assert REGISTRY.find("DailySync") is None
     with pytest.raises(KeyError):
-        REGISTRY.job("weekly-report")
+        REGISTRY.job("monthly-report")
     assert [spec.name for spec in REGISTRY] == [
         "dailySync",
         "slaCheck",
         "nightlyBackup",
         "userPendingRefresh",
         "backupDrill",
+        "weeklyReport",
     ]

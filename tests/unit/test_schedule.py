@@ -23,6 +23,7 @@ def test_the_schedule_holds_every_job_at_its_time() -> None:
         "nightlyBackup": "30 23 * * *",
         "userPendingRefresh": "*/5 * * * *",
         "backupDrill": "0 3 * * 0",
+        "weeklyReport": "0 8 * * 1",
     }
 
 

@@ -1,0 +1,182 @@
+"""Alerts by mail, the suite's MAILTO for a firm without a monitoring service.
+
+With SMTP set, the ADMIN users get one mail when a job turns CRITICAL (as
+`jobstats --check` judges it) and one when it recovers: once per change of
+state, never once per run. The state each job was last reported in is kept
+in $CASEJOBS_HOME/alerts.json; a change is written there only once its mail
+was sent to at least one ADMIN, so a mail the server refused is tried again
+at the next look. A look happens after every run (for that job) and at every
+`jobctl catch-up` (every 15 minutes from cron, for every job: a job that
+stopped running turns CRITICAL without a run of its own). A lock under the
+home keeps two looks from mailing the same change twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from lib.clock import IST, format_utc
+from lib.errors import ConfigError, StopRequested
+from lib.health import CRITICAL, LEVEL_NAMES, OK, check_all, check_job, installed_at, job_health
+from lib.home import make_folder
+from lib.mailer import Mail, Mailer, MailError, SmtpConfig, is_mail_address
+from lib.schedule import Entry
+from lib.settings import Settings
+from lib.stop import StopFlag
+from lib.vocabulary import ADMIN, equals
+
+STATE_FILE = "alerts.json"
+LOCK_SECONDS = 30
+
+
+def admin_recipients(database: Path) -> list[tuple[str, str]]:
+    """(name, address) of every active ADMIN user with a valid address, read-only."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            f"SELECT name, email FROM users WHERE is_active = 1 AND {equals('role', ADMIN)} ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return [(str(name or ""), str(address)) for name, address in rows if is_mail_address(address)]
+
+
+def read_state(home: Path) -> dict[str, Any]:
+    """The state each job was last reported in ({} when none was, or the file is damaged)."""
+    try:
+        state = json.loads((home / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def write_state(home: Path, state: dict[str, Any]) -> None:
+    """Replace the state file atomically (temporary name, fsync, rename), 0600."""
+    path = home / STATE_FILE
+    temporary = path.with_name(f".{STATE_FILE}.tmp-{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as target:
+            target.write(json.dumps(state, indent=2) + "\n")
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def current_levels(settings: Settings, entries: list[Entry], now: dt.datetime) -> dict[str, tuple[int, list[str]]]:
+    """Each job's level and problem lines, as --check judges them now."""
+    healths = [job_health(settings, entry, now) for entry in entries]
+    installed = installed_at(settings.home)
+    if len(entries) > 1:
+        lines = check_all(healths, settings.home, now)
+        by_job = {
+            health.job: [(level, line) for level, line in lines if line.startswith(f"{health.job}:")]
+            for health in healths
+        }
+    else:
+        by_job = {health.job: check_job(health, now, installed is not None, installed) for health in healths}
+    return {
+        job: (max((level for level, _ in found), default=OK), [line for _, line in found])
+        for job, found in by_job.items()
+    }
+
+
+def alert_mail(job: str, turned_critical: bool, lines: list[str], now: dt.datetime) -> tuple[str, str, str]:
+    """The subject, text and HTML of one alert or recovery mail."""
+    when = f"{now.astimezone(IST):%Y-%m-%d %H:%M} IST"
+    if turned_critical:
+        subject = f"casejobs CRITICAL: {job}"
+        text = f"{job} turned CRITICAL at {when}:\n\n" + "\n".join(f"  {line}" for line in lines)
+        text += "\n\nOne mail per change: the next comes when it recovers. See: bin/jobstats --check\n"
+    else:
+        subject = f"casejobs recovered: {job}"
+        text = f"{job} is no longer CRITICAL ({when}).\n" + "".join(f"  {line}\n" for line in lines)
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip())
+    return subject, text, f"<!DOCTYPE html><html><body>{body}</body></html>"
+
+
+ALERT_TIMEOUT = 10  # seconds an alert waits for the SMTP server at most: it comes after a run, not in it
+
+
+def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag | None = None) -> list[str]:
+    """Compare each job's state now with the one last reported and mail the ADMIN users about every job
+    that turned CRITICAL or recovered; return what was mailed ("dailySync CRITICAL"). Without SMTP,
+    nothing. Never raises for a mail or a lock: an alert never changes how a run ends."""
+    try:
+        config = SmtpConfig.from_settings(settings)
+    except ConfigError as error:  # the run that uses SMTP says so; an alert never fails a run
+        log.warning("alerts not looked at", reason=str(error))
+        return []
+    if config is None:
+        return []
+    config = dataclasses.replace(config, timeout=min(config.timeout, ALERT_TIMEOUT))
+    home = settings.home
+    make_folder(home / "lock")
+    lock = filelock.FileLock(str(home / "lock" / "alerts.lock"), timeout=LOCK_SECONDS, mode=0o600)
+    sent: list[str] = []
+    try:
+        with lock:
+            now = settings.now()
+            state = read_state(home)
+            changes = []
+            for job, (level, lines) in current_levels(settings, entries, now).items():
+                was_critical = state.get(job, {}).get("level") == LEVEL_NAMES[CRITICAL]
+                if (level == CRITICAL) != was_critical:
+                    changes.append((job, level, lines))
+                elif job not in state:
+                    state[job] = {"level": LEVEL_NAMES[level], "since": format_utc(now)}
+            if changes:
+                recipients = admin_recipients(settings.database_path)
+                mailer = Mailer(config)
+                try:
+                    for job, level, lines in changes:
+                        mail = alert_mail(job, level == CRITICAL, lines, now)
+                        if _mail_everyone(mailer, recipients, *mail, log, stop_flag):
+                            state[job] = {"level": LEVEL_NAMES[level], "since": format_utc(now)}
+                            sent.append(f"{job} {LEVEL_NAMES[level] if level == CRITICAL else 'recovered'}")
+                finally:
+                    mailer.close()
+            write_state(home, state)
+    except (filelock.Timeout, OSError, sqlite3.Error, StopRequested) as error:
+        log.warning("alerts not looked at", reason=str(error) or "stopped")
+    return sent
+
+
+def _mail_everyone(
+    mailer: Mailer,
+    recipients: list[tuple[str, str]],
+    subject: str,
+    text: str,
+    page: str,
+    log: Any,
+    stop_flag: StopFlag | None,
+) -> bool:
+    """Send one mail to each recipient (a stop ends the wait for the server); True if at least one
+    accepted it. A server that cannot be reached is not tried again for the others."""
+    accepted = False
+    for name, address in recipients:
+        mail = Mail(address, name, subject, text, page)
+        try:
+            if stop_flag is not None:
+                stop_flag.run_in_thread(mailer.send, mail)
+            else:
+                mailer.send(mail)
+            accepted = True
+        except MailError as error:
+            log.warning("alert mail not sent", to=address, reason=str(error))
+            if str(error).startswith(("SMTP server unreachable", "SMTP login refused")):
+                break
+    if not recipients:
+        log.warning("alert not sent: no active ADMIN user with an e-mail address", subject=subject)
+    return accepted
