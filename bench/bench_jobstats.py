@@ -87,7 +87,9 @@ def main() -> dict[str, object]:
         results[label] = summarise(label, measurements)
         if "--html" in arguments:
             results[label]["page_mb"] = round(REPORT.stat().st_size / 1e6, 2)
-            print(f"  the page: {results[label]['page_mb']} MB (goal: 30 days < 2 MB in < 1 s; 365 days < 5 MB in < 3 s)")
+            print(
+                f"  the page: {results[label]['page_mb']} MB (goal: 30 days < 2 MB in < 1 s; 365 days < 5 MB in < 3 s)"
+            )
     return {"ledger_lines": lines, "years": YEARS, **results}
 
 

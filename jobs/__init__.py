@@ -34,6 +34,7 @@ DAILY_SYNC = JobSpec(
     summary="Refresh open, non-confidential cases from eCourts: status, hearings, orders; notify lawyers of changes.",
     time_limit=2 * 3600,
     failure_severity="CRITICAL",
+    work_figures=(("cases synced", "synced", None), ("failed", "failed", None), ("unchanged", "unchanged", None)),
     settings=(
         Setting(
             "ecourts", "base_url", None, ECOURTS_URL, "the aggregator's base URL; sim:// is the built-in simulator"
@@ -84,6 +85,11 @@ SLA_CHECK = JobSpec(
     summary="Find SLA violations and warnings and send each responsible person one digest a day.",
     time_limit=1800,
     shared_sections=("smtp",),
+    work_figures=(
+        ("people with a digest", "notified_users", None),
+        ("mails sent", "emails_sent", None),
+        ("mails failed", "emails_failed", None),
+    ),
     settings=(
         Setting(
             "sla",
@@ -109,6 +115,7 @@ NIGHTLY_BACKUP = JobSpec(
     script="nightly-backup",
     summary="Write today's verified backup package (database, JSON exports, manifest) and apply the retention.",
     time_limit=3 * 3600,
+    work_figures=(("package bytes", "size", None), ("compression ratio", "compression_ratio", None)),
     settings=(
         Setting("backup", "retention_days", "30", whole_number(1, 3650), "delete packages older than this many days"),
         Setting(
@@ -164,6 +171,7 @@ BACKUP_DRILL = JobSpec(
     shared_sections=("backup",),
     good_run_within_days=8,
     headline="last restore drill",
+    work_figures=(("rows restored", "rows", None),),
     settings=(
         Setting(
             "backup",
@@ -180,6 +188,10 @@ USER_PENDING_REFRESH = JobSpec(
     script="user-pending-refresh",
     summary="Recompute each active internal user's pending-work summary and workload level.",
     time_limit=240,
+    work_figures=(
+        ("users", "users", None),
+        *((f"{level} workload", "workload_levels", level) for level in ("LOW", "MODERATE", "HIGH", "CRITICAL")),
+    ),
 )
 
 WEEKLY_REPORT = JobSpec(
@@ -187,7 +199,8 @@ WEEKLY_REPORT = JobSpec(
     script="weekly-report",
     summary="Mail the one-page HTML report of the jobs (the last 30 days) to the ADMIN users.",
     time_limit=900,
-    shared_sections=("smtp",),
+    shared_sections=("smtp", "ops"),  # ops: the catch-up grace its health figures use
+    work_figures=(("mails sent", "emails_sent", None),),
 )
 
 REGISTRY = Registry((DAILY_SYNC, SLA_CHECK, NIGHTLY_BACKUP, USER_PENDING_REFRESH, BACKUP_DRILL, WEEKLY_REPORT))

@@ -10,6 +10,8 @@ data, no secret.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from jobs import REGISTRY
 from jobs import WEEKLY_REPORT as SPEC
 from lib.alerts import admin_recipients
@@ -17,26 +19,23 @@ from lib.cli import job_command, main
 from lib.clock import IST
 from lib.errors import CasejobsError
 from lib.harness import RunContext
-from lib.health import LEVEL_NAMES, OK, check_all, headlines, job_health
+from lib.health import LEVEL_NAMES, JobHealth, check_all, headlines, ist_words, job_health, overall_level
 from lib.jobspec import Outcome
-from lib.mailer import Mail, Mailer, MailError, SmtpConfig
+from lib.mailer import Mail, Mailer, SmtpConfig, send_each
 from lib.report import build_page
 from lib.stats import DEFAULT_SINCE, parse_since
 
 REPORT_SINCE = DEFAULT_SINCE  # the page jobstats --html makes by default: the last 30 days
 
 
-def summary_text(context: RunContext, level: int, problems: list[tuple[int, str]]) -> str:
+def summary_text(now: dt.datetime, healths: list[JobHealth], problems: list[tuple[int, str]]) -> str:
     """The mail's plain-text part: the state, every problem, the headlines and each job's last run."""
-    now = context.now
-    entries = REGISTRY.entries()
-    healths = [job_health(context.settings, entry, now) for entry in entries]
-    lines = [f"casejobs on {now.astimezone(IST):%Y-%m-%d %H:%M} IST: {LEVEL_NAMES[level]}", ""]
+    lines = [f"casejobs on {now.astimezone(IST):%Y-%m-%d %H:%M} IST: {LEVEL_NAMES[overall_level(problems)]}", ""]
     lines += [f"{LEVEL_NAMES[found]} {line}" for found, line in problems] or ["All jobs on schedule."]
     lines += ["", *headlines(healths, now), ""]
-    for entry, health in zip(entries, healths, strict=True):
+    for entry, health in zip(REGISTRY.entries(), healths, strict=True):
         last = health.state.last_worked
-        when = f"{last.status}, {last.started_at}" if last else "never ran"
+        when = f"{last.status}, {ist_words(last.started_at, now)}" if last else "never ran"
         lines.append(f"{entry.job}: last run {when}; next {entry.next_run(now):%Y-%m-%d %H:%M} IST")
     lines += ["", "The whole page (timelines, durations, work done, failures) is this mail's HTML part."]
     return "\n".join(lines) + "\n"
@@ -44,39 +43,44 @@ def summary_text(context: RunContext, level: int, problems: list[tuple[int, str]
 
 def work(context: RunContext) -> Outcome:
     """The job's work: build the page, then mail it to every active ADMIN user with an address."""
+    details = context.outcome.details
     config = SmtpConfig.from_settings(context.settings)
-    if config is None:
-        context.outcome.details["reason"] = "no SMTP server is set (CASEJOBS_SMTP_HOST): nothing mailed"
-        context.log.warning("nothing mailed: no SMTP server is set")
+    recipients = admin_recipients(context.settings.database_path)
+    if config is None or not recipients:
+        details["reason"] = (
+            "no SMTP server is set (CASEJOBS_SMTP_HOST): nothing mailed"
+            if config is None
+            else "no active ADMIN user has an e-mail address: nothing mailed"
+        )
+        context.log.warning("nothing mailed", reason=details["reason"])
         return context.outcome
     now = context.now
-    entries = REGISTRY.entries()
-    healths = [job_health(context.settings, entry, now) for entry in entries]
+    healths = [job_health(context.settings, entry, now) for entry in REGISTRY.entries()]
     problems = check_all(healths, context.settings.home, now)
-    level = max((found for found, _ in problems), default=OK)
-    page = build_page(context.settings, entries, now, parse_since(REPORT_SINCE, now))
-    subject = f"casejobs weekly report: {LEVEL_NAMES[level]} (week to {now.astimezone(IST):%Y-%m-%d})"
-    text = summary_text(context, level, problems)
-    recipients = admin_recipients(context.settings.database_path)
-    details = context.outcome.details
-    details |= {"state": LEVEL_NAMES[level], "page_bytes": len(page.encode()), "recipients": len(recipients)}
+    page = build_page(context.settings, REGISTRY.entries(), now, parse_since(REPORT_SINCE, now))
+    subject = f"casejobs weekly report: {LEVEL_NAMES[overall_level(problems)]} (week to {now.astimezone(IST):%Y-%m-%d})"
+    text = summary_text(now, healths, problems)
+    details |= {
+        "state": LEVEL_NAMES[overall_level(problems)],
+        "page_bytes": len(page.encode()),
+        "recipients": len(recipients),
+    }
     if context.dry_run:
         context.outcome.plan = iter([f"would mail {subject!r} to {len(recipients)} ADMIN users"])
         return context.outcome
-    if not recipients:
-        raise CasejobsError("no active ADMIN user has an e-mail address: nobody to mail the report to")
     mailer = Mailer(config)
     try:
-        for name, address in recipients:
-            context.checkpoint()
-            try:
-                context.stop_flag.run_in_thread(mailer.send, Mail(address, name, subject, text, page))
-                context.outcome.add("emails_sent")
-                context.outcome.items += 1
-            except MailError as error:
-                context.outcome.problem(f"report not mailed to {address}: {error}")
+        mails = [(user, Mail(address, name, subject, text, page)) for user, name, address in recipients]
+        failures = send_each(mailer, mails, context.stop_flag)
     finally:
         mailer.close()
+    details["emails_sent"] = len(mails) - len(failures)
+    context.outcome.items = details["emails_sent"]
+    for user, reason in failures.items():  # by user id: an address never goes into the ledger
+        context.log.warning("report not mailed", user_id=user, reason=reason)
+        context.outcome.bad_row("users", user, f"report not mailed: {reason}")
+    if failures and len(failures) == len(mails):
+        raise CasejobsError(f"the report reached nobody: {next(iter(failures.values()))}")
     return context.outcome
 
 

@@ -26,28 +26,27 @@ import filelock
 
 from lib.clock import IST, format_utc
 from lib.errors import ConfigError, StopRequested
-from lib.health import CRITICAL, LEVEL_NAMES, OK, check_all, check_job, installed_at, job_health
+from lib.health import CRITICAL, LEVEL_NAMES, job_health, overall_level, problems_by_job
 from lib.home import make_folder
-from lib.mailer import Mail, Mailer, MailError, SmtpConfig, is_mail_address
+from lib.mailer import Mail, Mailer, SmtpConfig, is_mail_address, send_each
 from lib.schedule import Entry
 from lib.settings import Settings
 from lib.stop import StopFlag
 from lib.vocabulary import ADMIN, equals
 
 STATE_FILE = "alerts.json"
-LOCK_SECONDS = 30
 
 
-def admin_recipients(database: Path) -> list[tuple[str, str]]:
-    """(name, address) of every active ADMIN user with a valid address, read-only."""
+def admin_recipients(database: Path) -> list[tuple[int, str, str]]:
+    """(user id, name, address) of every active ADMIN user with a valid address, read-only."""
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         rows = connection.execute(
-            f"SELECT name, email FROM users WHERE is_active = 1 AND {equals('role', ADMIN)} ORDER BY id"
+            f"SELECT id, name, email FROM users WHERE is_active = 1 AND {equals('role', ADMIN)} ORDER BY id"
         ).fetchall()
     finally:
         connection.close()
-    return [(str(name or ""), str(address)) for name, address in rows if is_mail_address(address)]
+    return [(user, str(name or ""), str(address)) for user, name, address in rows if is_mail_address(address)]
 
 
 def read_state(home: Path) -> dict[str, Any]:
@@ -56,7 +55,14 @@ def read_state(home: Path) -> dict[str, Any]:
         state = json.loads((home / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return state if isinstance(state, dict) else {}
+    if not isinstance(state, dict):
+        return {}
+    # Only well-formed entries: a damaged one is a job whose state is not known.
+    return {
+        job: entry
+        for job, entry in state.items()
+        if isinstance(entry, dict) and entry.get("level") in LEVEL_NAMES.values()
+    }
 
 
 def write_state(home: Path, state: dict[str, Any]) -> None:
@@ -77,19 +83,8 @@ def write_state(home: Path, state: dict[str, Any]) -> None:
 def current_levels(settings: Settings, entries: list[Entry], now: dt.datetime) -> dict[str, tuple[int, list[str]]]:
     """Each job's level and problem lines, as --check judges them now."""
     healths = [job_health(settings, entry, now) for entry in entries]
-    installed = installed_at(settings.home)
-    if len(entries) > 1:
-        lines = check_all(healths, settings.home, now)
-        by_job = {
-            health.job: [(level, line) for level, line in lines if line.startswith(f"{health.job}:")]
-            for health in healths
-        }
-    else:
-        by_job = {health.job: check_job(health, now, installed is not None, installed) for health in healths}
-    return {
-        job: (max((level for level, _ in found), default=OK), [line for _, line in found])
-        for job, found in by_job.items()
-    }
+    by_job = problems_by_job(healths, settings.home, now)
+    return {job: (overall_level(found), [line for _, line in found]) for job, found in by_job.items()}
 
 
 def alert_mail(job: str, turned_critical: bool, lines: list[str], now: dt.datetime) -> tuple[str, str, str]:
@@ -123,12 +118,14 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
     config = dataclasses.replace(config, timeout=min(config.timeout, ALERT_TIMEOUT))
     home = settings.home
     make_folder(home / "lock")
-    lock = filelock.FileLock(str(home / "lock" / "alerts.lock"), timeout=LOCK_SECONDS, mode=0o600)
+    # timeout 0: while another process looks, this one need not (the next run or catch-up looks again).
+    lock = filelock.FileLock(str(home / "lock" / "alerts.lock"), timeout=0, mode=0o600)
     sent: list[str] = []
     try:
         with lock:
             now = settings.now()
             state = read_state(home)
+            before = json.dumps(state, sort_keys=True)
             changes = []
             for job, (level, lines) in current_levels(settings, entries, now).items():
                 was_critical = state.get(job, {}).get("level") == LEVEL_NAMES[CRITICAL]
@@ -147,7 +144,8 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
                             sent.append(f"{job} {LEVEL_NAMES[level] if level == CRITICAL else 'recovered'}")
                 finally:
                     mailer.close()
-            write_state(home, state)
+            if json.dumps(state, sort_keys=True) != before:
+                write_state(home, state)
     except (filelock.Timeout, OSError, sqlite3.Error, StopRequested) as error:
         log.warning("alerts not looked at", reason=str(error) or "stopped")
     return sent
@@ -155,28 +153,19 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
 
 def _mail_everyone(
     mailer: Mailer,
-    recipients: list[tuple[str, str]],
+    recipients: list[tuple[int, str, str]],
     subject: str,
     text: str,
     page: str,
     log: Any,
     stop_flag: StopFlag | None,
 ) -> bool:
-    """Send one mail to each recipient (a stop ends the wait for the server); True if at least one
-    accepted it. A server that cannot be reached is not tried again for the others."""
-    accepted = False
-    for name, address in recipients:
-        mail = Mail(address, name, subject, text, page)
-        try:
-            if stop_flag is not None:
-                stop_flag.run_in_thread(mailer.send, mail)
-            else:
-                mailer.send(mail)
-            accepted = True
-        except MailError as error:
-            log.warning("alert mail not sent", to=address, reason=str(error))
-            if str(error).startswith(("SMTP server unreachable", "SMTP login refused")):
-                break
-    if not recipients:
+    """Send one mail to each recipient; True if at least one accepted it."""
+    mails = [(user, Mail(address, name, subject, text, page)) for user, name, address in recipients]
+    if not mails:
         log.warning("alert not sent: no active ADMIN user with an e-mail address", subject=subject)
-    return accepted
+        return False
+    failures = send_each(mailer, mails, stop_flag)
+    for user, reason in failures.items():
+        log.warning("alert mail not sent", user_id=user, reason=reason)
+    return len(failures) < len(mails)

@@ -340,11 +340,15 @@ def _run(spec: JobSpec, options: RunOptions, stop_flag: StopFlag, stopper: Signa
             done_by = _slot_done_by(home, spec, settings.now()) if options.trigger == "cron" else None
             if done_by:
                 return not_started("skipped", done_by)
-            return _run_started(spec, options, settings, database, record, stop_flag, stopper, log)
+            exit_code = _run_started(spec, options, settings, database, record, stop_flag, stopper, log)
         finally:
             lock.release()
     finally:
         database.close()
+    # After the lock and the database are let go: a slow mail server never holds up the next run.
+    if not options.dry_run and not stop_flag.is_set():
+        _look_for_alerts(settings, spec, stop_flag, log)
+    return exit_code
 
 
 def _log_file(home: Path, spec: JobSpec, options: RunOptions) -> Path | None:
@@ -455,8 +459,6 @@ def _run_started(
         run.outcome = spec.work(context) or context.outcome
         for line in run.outcome.plan or ():  # a dry run's plan, read lazily while the database is open
             options.show(line)
-    if not options.dry_run and not stop_flag.is_set():
-        _look_for_alerts(settings, spec, stop_flag, log)
     return run.exit_code
 
 

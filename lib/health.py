@@ -108,14 +108,7 @@ def age_words(utc_text: str, now: dt.datetime) -> str:
 def headlines(healths: list[JobHealth], now: dt.datetime) -> list[str]:
     """The lines some jobs have of their own (JobSpec.headline): `last restore drill: ok, 3 days ago`;
     none for a job that never ran (the checks say so already)."""
-    lines = []
-    for health in healths:
-        last = health.state.last_worked
-        if health.spec is not None and health.spec.headline is not None and last is not None:
-            word = "ok" if last.status == "success" else last.status
-            reason = f" ({last.error})" if last.error and last.status != "success" else ""
-            lines.append(f"{health.spec.headline}: {word}, {age_words(last.started_at, now)}{reason}")
-    return lines
+    return [line for health in healths if (line := headline_of(health, now)) is not None]
 
 
 def _stale(health: JobHealth, now: dt.datetime, installed: dt.datetime | None) -> tuple[int, str] | None:
@@ -170,3 +163,29 @@ def check_all(healths: list[JobHealth], home: Path, now: dt.datetime) -> list[tu
         return [(WARNING, "casejobs is not installed (bin/jobctl install) and no job has ever run")]
     when = installed_at(home)
     return [problem for health in healths for problem in check_job(health, now, installed, when)]
+
+
+def problems_by_job(healths: list[JobHealth], home: Path, now: dt.datetime) -> dict[str, list[tuple[int, str]]]:
+    """check_all's problems, per job: a problem about no job in particular (nothing installed, nothing
+    ever ran) counts for every job."""
+    problems = check_all(healths, home, now)
+    general = [(level, line) for level, line in problems if not any(line.startswith(f"{h.job}:") for h in healths)]
+    return {
+        health.job: [(level, line) for level, line in problems if line.startswith(f"{health.job}:")] or general
+        for health in healths
+    }
+
+
+def overall_level(problems: list[tuple[int, str]]) -> int:
+    """The worst level of a list of problems: OK when there are none."""
+    return max((level for level, _ in problems), default=OK)
+
+
+def headline_of(health: JobHealth, now: dt.datetime) -> str | None:
+    """One job's own line (JobSpec.headline), or None: `last restore drill: ok, 3 days ago`."""
+    last = health.state.last_worked
+    if health.spec is None or health.spec.headline is None or last is None:
+        return None
+    word = "ok" if last.status == "success" else last.status
+    reason = f" ({last.error})" if last.error and last.status != "success" else ""
+    return f"{health.spec.headline}: {word}, {age_words(last.started_at, now)}{reason}"

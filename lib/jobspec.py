@@ -77,9 +77,10 @@ class JobSpec:
     shared_sections: tuple[str, ...] = ()  # sections it reads that another part owns (smtp)
     failure_severity: str = "HIGH"  # of the audit row of a failed run
     good_run_within_days: int | None = None  # monitoring warns when its newest success is older than this
-    headline: str | None = (
-        None  # a line of its own in status, jobstats and --check: "last restore drill: ok, 3 days ago"
-    )
+    # A line of its own in status, jobstats and --check: "last restore drill: ok, 3 days ago".
+    headline: str | None = None
+    # The figures of its report's work-done chart: (label, key in a run's details, key within it or None).
+    work_figures: tuple[tuple[str, str, str | None], ...] = ()
 
     @property
     def module(self) -> str:

@@ -23,8 +23,12 @@ import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from typing import TYPE_CHECKING, Any
 
 from lib.settings import Settings
+
+if TYPE_CHECKING:
+    from lib.stop import StopFlag
 
 CONNECTION_ATTEMPTS = 3
 LONGEST_NAME = 100  # characters of a person's name shown in a header or a greeting
@@ -97,6 +101,7 @@ class Mailer:
         self._failed_connections = 0
         self._connection_error: str | None = None
         self.login_refused: str | None = None  # once set, no further login is tried in this run
+        self.unreachable: str | None = None  # set when a connection failed: send_each tries no further
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
@@ -123,7 +128,8 @@ class Mailer:
             _close_quietly(connection)
             self._failed_connections += 1
             self._connection_error = _describe(error)
-            raise MailError(f"SMTP server unreachable: {self._connection_error}") from None
+            self.unreachable = f"SMTP server unreachable: {self._connection_error}"
+            raise MailError(self.unreachable) from None
         self._failed_connections = 0
         return connection
 
@@ -196,3 +202,25 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     return str(error) or type(error).__name__
+
+
+def send_each(mailer: Mailer, mails: list[tuple[Any, Mail]], stop_flag: StopFlag | None = None) -> dict[Any, str]:
+    """Send each (key, mail) in turn; return {key: reason} of those not accepted.
+
+    With a stop_flag, each conversation runs on a thread a stop ends
+    (StopRequested). A server that cannot be reached, or that refused the
+    login, is not tried again for the rest: they fail with the same reason.
+    """
+    failures: dict[Any, str] = {}
+    for key, mail in mails:
+        if mailer.login_refused or mailer.unreachable:
+            failures[key] = mailer.login_refused or mailer.unreachable or ""
+            continue
+        try:
+            if stop_flag is not None:
+                stop_flag.run_in_thread(mailer.send, mail)
+            else:
+                mailer.send(mail)
+        except MailError as error:
+            failures[key] = str(error)
+    return failures

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 import os
 import re
 import statistics
@@ -28,10 +29,12 @@ from typing import Any
 from lib import ledger
 from lib.clock import IST, format_utc, parse_utc
 from lib.errors import CasejobsError
-from lib.health import LEVEL_NAMES, OK, JobHealth, check_all, headlines, ist_words, job_health
+from lib.health import LEVEL_NAMES, JobHealth, headline_of, ist_words, job_health, overall_level, problems_by_job
 from lib.history import Run, runs_since
+from lib.jobspec import JobSpec
 from lib.schedule import Entry
 from lib.settings import Settings
+from lib.stats import percentile
 
 GROUPED_BELOW = dt.timedelta(hours=1)  # a job scheduled more often than this is grouped per hour
 STATUS_COLOURS = {
@@ -47,9 +50,18 @@ STATUS_COLOURS = {
     "running": "#1565c0",
 }
 STATUS_WORDS = {"config": "configuration error"}
+WORST_FIRST = ("crashed", "config", "failed", "timeout", "interrupted", "partial", "locked", "skipped", "running")
 BAD_STATUSES = ("partial", "failed", "crashed", "timeout", "interrupted", "config", "locked")
-LEVEL_COLOURS = {0: "#2e7d32", 1: "#f9a825", 2: "#c62828"}
 FAILURES_SHOWN = 50
+REASON_LENGTH = 300  # characters of a run's error shown; the ledger keeps it whole
+LARGEST_FIGURE = 1e15  # a figure beyond this in a run's details is not plotted (the ledger is not trusted)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean(text: str | None, length: int = REASON_LENGTH) -> str:
+    """Ledger text as the page shows it: without control characters, cut to length."""
+    text = CONTROL_CHARACTERS.sub(" ", text or "")
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def to_ist(text: str) -> dt.datetime:
@@ -58,6 +70,7 @@ def to_ist(text: str) -> dt.datetime:
 
 
 def seconds(run: Run) -> float | None:
+    """A run's duration in seconds (None when the ledger has none)."""
     return None if run.duration_ms is None else run.duration_ms / 1000
 
 
@@ -67,11 +80,11 @@ class Hour:
 
     start: dt.datetime
     counts: dict[str, int] = field(default_factory=dict)
-    durations: list[float] = field(default_factory=list)
 
     @property
     def worst(self) -> str:
-        return next((status for status in reversed(STATUS_COLOURS) if self.counts.get(status)), "success")
+        """The status the hour's mark takes: its worst run's (a failure outranks a skipped start)."""
+        return next((status for status in WORST_FIRST if self.counts.get(status)), "success")
 
 
 @dataclass
@@ -84,11 +97,14 @@ class JobRuns:
     runs: list[Run] = field(default_factory=list)  # every run, unless grouped
     hours: dict[dt.datetime, Hour] = field(default_factory=dict)
     failures: list[Run] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
+    durations: list[int] = field(default_factory=list)  # milliseconds, as jobstats counts them (for p50, p95)
     daily_durations: dict[dt.date, list[float]] = field(default_factory=dict)
     daily_details: dict[dt.date, dict[str, Any]] = field(default_factory=dict)  # the day's last run's details
 
     def add(self, run: Run) -> None:
+        """Take one run of the period into the figures."""
+        if run.duration_ms is not None and run.status not in ("skipped", "locked", "running"):
+            self.durations.append(run.duration_ms)  # the runs jobstats times, dry runs included
         if run.dry_run:
             return
         started = to_ist(run.started_at)
@@ -96,7 +112,6 @@ class JobRuns:
         if run.status in BAD_STATUSES or run.status in ("crashed", "running"):
             self.failures.append(run)
         if duration is not None and run.did_work:
-            self.durations.append(duration)
             self.daily_durations.setdefault(started.date(), []).append(duration)
         if run.did_work and run.status in ("success", "partial"):
             self.daily_details[started.date()] = run.details
@@ -106,8 +121,6 @@ class JobRuns:
         start = started.replace(minute=0, second=0, microsecond=0)
         hour = self.hours.get(start) or self.hours.setdefault(start, Hour(start))
         hour.counts[run.status] = hour.counts.get(run.status, 0) + 1
-        if duration is not None:
-            hour.durations.append(duration)
 
 
 def collect(entry: Entry, runs: Iterable[Run], now: dt.datetime, since: dt.datetime | None) -> JobRuns:
@@ -119,15 +132,6 @@ def collect(entry: Entry, runs: Iterable[Run], now: dt.datetime, since: dt.datet
     for run in runs:
         collected.add(run)
     return collected
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of values (not empty)."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))]
-
-
-# --- charts (pygal) -------------------------------------------------------------------------------
 
 
 def _style(colours: list[str]) -> Any:
@@ -146,7 +150,6 @@ def _style(colours: list[str]) -> Any:
 
 
 def _chart(
-    kind: str,
     title: str,
     y_title: str,
     colours: list[str],
@@ -156,10 +159,9 @@ def _chart(
     """A pygal chart of time (IST) across the period: a missed run is a gap on its axis."""
     import pygal
 
-    chart_class = {"time": pygal.DateTimeLine, "xy": pygal.XY}[kind]
     if window is not None:
         options["xrange"] = window
-    return chart_class(
+    return pygal.DateTimeLine(
         title=title,
         x_title="time (IST)",
         y_title=y_title,
@@ -185,15 +187,17 @@ MARK_LABEL = re.compile(r'<desc class="label">([^<]*)</desc>')
 SVG_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
-def _svg(chart: Any) -> str:
+def _svg(chart: Any, focusable: bool = True) -> str:
     """Render a pygal chart as inline SVG whose marks carry their details as <title> (what the browser
-    shows on hover) and can take the keyboard's focus; pygal's own tooltip data, read by a script we do
-    not load, is left out."""
+    shows on hover) and, when focusable, can take the keyboard's focus (not the hourly marks of a frequent
+    job: 8,760 Tab stops a year help nobody; its failures are in the table below it); pygal's own tooltip
+    data, read by a script we do not load, is left out."""
     svg = chart.render(is_unicode=True)
     svg = SVG_COMMENT.sub("", svg)  # pygal's credits, links included: nothing on the page points outside
     svg = MARK_DETAILS.sub("", svg)
     svg = MARK_LABEL.sub(r"<title>\1</title>", svg)
-    svg = svg.replace('<g class="dots">', '<g class="dots" tabindex="0">')
+    if focusable:
+        svg = svg.replace('<g class="dots">', '<g class="dots" tabindex="0">')
     return svg.replace("<svg ", '<svg role="img" ', 1)
 
 
@@ -202,10 +206,12 @@ def _run_words(run: Run) -> str:
     end = f"–{to_ist(run.finished_at):%H:%M:%S}" if run.finished_at else ""
     duration = f", {seconds(run):.1f} s" if run.duration_ms is not None else ""
     error = f": {run.error}" if run.error else ""
-    return f"{run.run_id[:12]} {status_words(run.status)} {start:%Y-%m-%d %H:%M:%S}{end} IST{duration}{error}"
+    words = f"{clean(run.run_id, 64)} {status_words(run.status)} {start:%Y-%m-%d %H:%M:%S}{end} IST{duration}{error}"
+    return clean(words, REASON_LENGTH + 120)
 
 
 def status_words(status: str) -> str:
+    """A status as people read it: `config` is a configuration error."""
     return STATUS_WORDS.get(status, status)
 
 
@@ -237,14 +243,14 @@ def timeline_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]]]:
                 [f"{day} (per day)", ", ".join(f"{count} {status_words(s)}" for s, count in sorted(counts.items())), ""]
             )
         rows += [
-            [f"{to_ist(run.started_at):%Y-%m-%d %H:%M:%S}", status_words(run.status), run.error or ""]
+            [f"{to_ist(run.started_at):%Y-%m-%d %H:%M:%S}", status_words(run.status), clean(run.error)]
             for run in runs.failures
         ]
     else:
         for run in runs.runs:
             point = {"value": (to_ist(run.started_at), statuses.index(run.status)), "label": _run_words(run)}
             series.setdefault(run.status, []).append(point)
-            rows.append([f"{to_ist(run.started_at):%Y-%m-%d %H:%M:%S}", status_words(run.status), run.error or ""])
+            rows.append([f"{to_ist(run.started_at):%Y-%m-%d %H:%M:%S}", status_words(run.status), clean(run.error)])
     used = [status for status in statuses if status in series]
     rows_named = (  # one row per status, named (pygal reads y labels only of a chart with data)
         {
@@ -255,7 +261,6 @@ def timeline_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]]]:
         else {}
     )
     chart = _chart(
-        "time",
         f"{name}: every run of the period{' (per hour; each failure on its own)' if runs.grouped else ''}",
         "status",
         [STATUS_COLOURS[status] for status in used],
@@ -267,14 +272,13 @@ def timeline_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]]]:
     )
     for status in used:
         chart.add(status_words(status), series[status])
-    return _svg(chart), rows
+    return _svg(chart, focusable=not runs.grouped), rows
 
 
 def duration_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]]]:
     """Each run's duration (a frequent job: each day's median) with the period's p50 and p95 as lines."""
     rows: list[list[str]] = []
     chart = _chart(
-        "time",
         f"{name}: duration, with the period's p50 and p95",
         "seconds",
         ["#1565c0", "#2e7d32", "#c62828"],
@@ -299,53 +303,37 @@ def duration_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]]]:
     chart.add("duration" if not runs.grouped else "daily median", points, stroke=False)
     if runs.durations and points:
         first, last = points[0]["value"][0], points[-1]["value"][0]
+        ordered = sorted(runs.durations)
         for label, fraction in (("p50", 0.5), ("p95", 0.95)):
-            value = percentile(runs.durations, fraction)
+            value = percentile(ordered, fraction) / 1000  # as jobstats computes them
             chart.add(f"{label} {value:.2f} s", [(first, value), (last, value)], show_dots=False)
-            rows.append([label, f"{value:.2f}"])
+            rows.append([label, f"{value:.3f}"])
     return _svg(chart), rows
 
 
-# What each job's work-done chart plots: (label, how to read it from a run's details).
-WORK_FIGURES: dict[str, list[tuple[str, Any]]] = {
-    "dailySync": [
-        ("cases synced", lambda details: details.get("synced")),
-        ("failed", lambda details: details.get("failed")),
-        ("unchanged", lambda details: details.get("unchanged")),
-    ],
-    "slaCheck": [
-        ("people with a digest", lambda details: details.get("notified_users")),
-        ("mails sent", lambda details: details.get("emails_sent")),
-        ("mails failed", lambda details: details.get("emails_failed")),
-    ],
-    "nightlyBackup": [
-        (
-            "package MB",
-            lambda details: round(details["size"] / 1e6, 1) if isinstance(details.get("size"), int) else None,
-        ),
-        ("compression ratio", lambda details: details.get("compression_ratio")),
-    ],
-    "userPendingRefresh": [
-        ("users", lambda details: details.get("users")),
-        *[
-            (f"{level} workload", lambda details, level=level: (details.get("workload_levels") or {}).get(level))
-            for level in ("LOW", "MODERATE", "HIGH", "CRITICAL")
-        ],
-    ],
-    "backupDrill": [
-        ("rows restored", lambda details: details.get("rows")),
-    ],
-}
 WORK_COLOURS = ["#1565c0", "#c62828", "#90a4ae", "#6a1b9a", "#f9a825", "#2e7d32"]
 
 
 def _number(value: Any) -> float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A figure from a run's details if it is a number the chart can draw (finite, not absurd), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) and abs(value) < LARGEST_FIGURE else None
 
 
-def work_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]], list[str]] | None:
-    """The job's own figures per run (a frequent job: the last run of each day); None for a job without."""
-    figures = WORK_FIGURES.get(name)
+def figure_of(details: dict[str, Any], key: str, part: str | None) -> float | None:
+    """One figure a job declares (JobSpec.work_figures) read from a run's details: details[key], or
+    details[key][part]; None when it is missing or not a number the chart can draw."""
+    value = details.get(key)
+    if part is not None:
+        value = value.get(part) if isinstance(value, dict) else None
+    return _number(value)
+
+
+def work_chart(spec: JobSpec, runs: JobRuns) -> tuple[str, list[list[str]], list[str]] | None:
+    """The figures the job declares (JobSpec.work_figures) per run (a frequent job: the last run of each
+    day); None for a job that declares none."""
+    figures = spec.work_figures
     if not figures:
         return None
     if runs.grouped:
@@ -358,27 +346,22 @@ def work_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]], list[str
             for run in runs.runs
             if run.did_work and run.status in ("success", "partial")
         ]
-    chart = _chart("time", f"{name}: work done", "count", WORK_COLOURS[: len(figures)], runs.window, dots_size=3)
-    rows = []
-    for label, read in figures:
-        points = []
-        for moment, details in moments:
-            try:
-                value = _number(read(details))
-            except (TypeError, AttributeError, KeyError):
-                value = None
-            if value is not None:
-                points.append({"value": (moment, value), "label": f"{moment:%Y-%m-%d %H:%M} IST: {value} {label}"})
-        chart.add(label, points)
-    for moment, details in moments:
-        values = []
-        for _, read in figures:
-            try:
-                values.append(_number(read(details)))
-            except (TypeError, AttributeError, KeyError):
-                values.append(None)
-        rows.append([f"{moment:%Y-%m-%d %H:%M}", *["" if value is None else str(value) for value in values]])
-    return _svg(chart), rows, [label for label, _ in figures]
+    table = [(moment, [figure_of(details, key, part) for _, key, part in figures]) for moment, details in moments]
+    chart = _chart(f"{spec.name}: work done", "count", WORK_COLOURS[: len(figures)], runs.window, dots_size=3)
+    for column, (label, _, _) in enumerate(figures):
+        chart.add(
+            label,
+            [
+                {"value": (moment, values[column]), "label": f"{moment:%Y-%m-%d %H:%M} IST: {values[column]} {label}"}
+                for moment, values in table
+                if values[column] is not None
+            ],
+        )
+    rows = [
+        [f"{moment:%Y-%m-%d %H:%M}", *["" if value is None else str(value) for value in values]]
+        for moment, values in table
+    ]
+    return _svg(chart), rows, [label for label, _, _ in figures]
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -386,6 +369,8 @@ def work_chart(name: str, runs: JobRuns) -> tuple[str, list[list[str]], list[str
 
 @dataclass
 class JobSection:
+    """One job's part of the page: its schedule, health, problems as --check judges them, and runs."""
+
     entry: Entry
     health: JobHealth
     problems: list[tuple[int, str]]
@@ -408,14 +393,15 @@ def _figure(svg: str, title: str, headers: list[str], rows: list[list[str]]) -> 
     )
 
 
-def tile(section: JobSection, now: dt.datetime, drill_line: str | None) -> str:
+def tile(section: JobSection, now: dt.datetime) -> str:
     """One job at a glance: its state in words and colour, its last and next run."""
-    level = max((level for level, _ in section.problems), default=OK)
-    reasons = "".join(f"<li>{html.escape(line)}</li>" for _, line in section.problems) or "<li>on schedule</li>"
+    level = overall_level(section.problems)
+    reasons = "".join(f"<li>{html.escape(clean(line))}</li>" for _, line in section.problems) or "<li>on schedule</li>"
     last = section.health.state.last_worked
     last_text = f"{status_words(last.status)}, {ist_words(last.started_at, now)}" if last is not None else "never"
     next_run = section.entry.next_run(now)
-    drill = f"<p>{html.escape(drill_line)}</p>" if drill_line else ""
+    headline = headline_of(section.health, now)
+    drill = f"<p>{html.escape(clean(headline))}</p>" if headline else ""
     job = html.escape(section.entry.job)
     return (
         f'<section class="tile level-{LEVEL_NAMES[level].lower()}" id="tile-{job}" aria-label="{job}">'
@@ -424,7 +410,14 @@ def tile(section: JobSection, now: dt.datetime, drill_line: str | None) -> str:
     )
 
 
+def reason_of(run: Run) -> str:
+    """Why a run did not succeed, in words: its error, or for a start that did no work its reason."""
+    reason = run.error or (run.details.get("reason") if isinstance(run.details.get("reason"), str) else None)
+    return clean(reason) if reason else "(no reason recorded)"
+
+
 def failures_table(sections: list[JobSection]) -> str:
+    """The newest runs of the period that did not succeed, every job together, each reason in words."""
     failures = [
         (run, section.entry.job) for section in sections for run in section.runs.failures if run.status != "running"
     ]
@@ -434,8 +427,8 @@ def failures_table(sections: list[JobSection]) -> str:
             f"{to_ist(run.started_at):%Y-%m-%d %H:%M:%S}",
             job,
             status_words(run.status),
-            run.error or "(no reason recorded)",
-            run.run_id,
+            reason_of(run),
+            clean(run.run_id, 64),
         ]
         for run, job in failures[:FAILURES_SHOWN]
     ]
@@ -480,15 +473,7 @@ def render_page(
     sections: list[JobSection], now: dt.datetime, since: dt.datetime | None, damage_note: str | None
 ) -> str:
     """The whole page, as one self-contained HTML document."""
-    healths = [section.health for section in sections]
-    drill_lines = dict(
-        zip(
-            [health.job for health in healths if health.spec and health.spec.headline],
-            headlines(healths, now),
-            strict=False,
-        )
-    )
-    worst = max((level for section in sections for level, _ in section.problems), default=OK)
+    worst = overall_level([problem for section in sections for problem in section.problems])
     period = f"since {since.astimezone(IST):%Y-%m-%d %H:%M} IST" if since else "the whole ledger"
     parts = [
         "<!DOCTYPE html>",
@@ -503,7 +488,7 @@ def render_page(
     if damage_note:
         parts.append(f'<p class="note" id="damage-note">{html.escape(damage_note)}</p>')
     parts.append('<h2 id="at-a-glance">At a glance</h2><div class="tiles">')
-    parts += [tile(section, now, drill_lines.get(section.entry.job)) for section in sections]
+    parts += [tile(section, now) for section in sections]
     parts.append("</div>")
     for section in sections:
         job = section.entry.job
@@ -514,7 +499,7 @@ def render_page(
         parts.append(_figure(svg, f"{job}: timeline", ["started (IST)", "status", "reason"], rows))
         svg, rows = duration_chart(job, section.runs)
         parts.append(_figure(svg, f"{job}: duration", ["when (IST)", "seconds"], rows))
-        work = work_chart(job, section.runs)
+        work = work_chart(section.entry.spec, section.runs)
         if work:
             svg, rows, labels = work
             parts.append(_figure(svg, f"{job}: work done", ["when (IST)", *labels], rows))
@@ -529,15 +514,18 @@ def build_page(settings: Settings, entries: list[Entry], now: dt.datetime, since
     """Read the ledger of every scheduled job (entries) and return the page. Damaged ledger lines are
     skipped and said in a note at the top, as jobstats says them."""
     damage = ledger.Damage()
-    healths = {entry.job: job_health(settings, entry, now) for entry in entries}  # damage: counted once, below
-    problems = check_all(list(healths.values()), settings.home, now)
+    healths = [job_health(settings, entry, now) for entry in entries]  # damage: counted once, below
+    problems = problems_by_job(healths, settings.home, now)
     since_text = format_utc(since) if since else None
-    sections = []
-    for entry in entries:
-        own = [(level, line) for level, line in problems if line.startswith(f"{entry.job}:")]
-        overall = [(level, line) for level, line in problems if ":" not in line.split(" ")[0]]
-        runs = collect(entry, runs_since(settings.home, entry.job, since_text, damage), now, since)
-        sections.append(JobSection(entry, healths[entry.job], own or overall, runs))
+    sections = [
+        JobSection(
+            entry,
+            health,
+            problems[entry.job],
+            collect(entry, runs_since(settings.home, entry.job, since_text, damage), now, since),
+        )
+        for entry, health in zip(entries, healths, strict=True)
+    ]
     return render_page(sections, now, since, damage.describe())
 
 
@@ -545,10 +533,10 @@ def write_report(
     path: Path, settings: Settings, entries: list[Entry], now: dt.datetime, since: dt.datetime | None
 ) -> Path:
     """Write the page to path under a temporary name beside it, then rename it into place; return path."""
-    page = build_page(settings, entries, now, since)
     path = path.absolute()
     if not path.parent.is_dir():
         raise CasejobsError(f"{path.parent} does not exist")
+    page = build_page(settings, entries, now, since)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         temporary.write_text(page, encoding="utf-8")

@@ -303,9 +303,62 @@ def test_an_alert_the_server_refused_is_tried_again_and_never_changes_a_run(
     down = run_script("daily-sync", "--force", home=home, **wrong, **smtp_settings(free_port()))
 
     assert down.returncode == 1 and last_finish(home, "dailySync")["status"] == "failed"
-    assert json.loads((home / "alerts.json").read_text()).get("dailySync", {}).get("level") != "CRITICAL"
+    state = home / "alerts.json"
+    assert not state.exists() or json.loads(state.read_text()).get("dailySync", {}).get("level") != "CRITICAL"
     with smtp_server() as (server, received):
         again = run_script("daily-sync", "--force", home=home, **wrong, **smtp_settings(server.port))
 
     assert again.returncode == 1
     assert [message["Subject"] for message in received.messages] == ["casejobs CRITICAL: dailySync"] * 2
+
+
+def test_a_hostile_ledger_is_shown_escaped_and_cut_and_never_breaks_the_page(home: Path, tmp_path: Path) -> None:
+    base = {"v": 1, "job": "dailySync", "pid": 1, "host": "h", "trigger": "cron"}
+    hostile_id = 'x"><svg onload=alert(1)><!--'
+    write_ledger(home, "dailySync", [
+        {**base, "run_id": hostile_id, "event": "start", "ts": "2026-11-28T01:00:00.000Z"},
+        {**base, "run_id": hostile_id, "event": "finish", "ts": "2026-11-28T01:00:05.000Z", "status": "failed",
+         "exit_code": 1, "duration_ms": 5000, "error": "<script>alert('x')</script>\x00\x01" + "long " * 500,
+         "details": {"synced": 1e308, "failed": -1e308, "unchanged": "many"}},
+        {**base, "run_id": "r2", "event": "start", "ts": "2026-11-28T02:00:00.000Z"},
+        {**base, "run_id": "r2", "event": "finish", "ts": "2026-11-28T02:00:05.000Z", "status": "success",
+         "exit_code": 0, "duration_ms": 4000, "details": {"synced": [1, 2], "failed": {"a": 1}, "unchanged": 3}},
+    ])  # fmt: skip
+
+    _, text = make_page(home, tmp_path)
+
+    assert "<script>alert" not in text and "onload=alert(1)><" not in text
+    assert "&lt;script&gt;alert" in text  # shown, as text
+    assert "\x00" not in text and "\x01" not in text and "long " * 100 not in text  # cut
+    assert 'id="tile-dailySync"' in text
+
+
+def test_the_page_s_p50_and_p95_are_jobstats_own(home: Path, tmp_path: Path) -> None:
+    history(home, 20)
+
+    _, text = make_page(home, tmp_path, "--since", "20d")
+    report = json.loads(
+        run_script("jobstats", "--json", "--since", "20d", home=home, CASEJOBS_NOW=format_utc(NOW)).stdout
+    )
+
+    section = text[text.index('aria-label="nightlyBackup: duration"') :]
+    for label in ("p50", "p95"):
+        shown = float(re.search(rf"<td>{label}</td><td>([\d.]+)</td>", section).group(1))
+        assert shown == report["jobs"]["nightlyBackup"]["duration_ms"][label] / 1000
+
+
+def test_the_weekly_report_without_admins_says_so_and_a_refusing_server_fails_it(
+    home: Path, database_path: Path
+) -> None:
+    with smtp_server() as (server, received):
+        nobody = run_script("weekly-report", home=home, CASEJOBS_NOW=format_utc(NOW), **smtp_settings(server.port))
+        assert nobody.returncode == 0 and received.messages == []
+        assert "no active ADMIN user" in last_finish(home, "weeklyReport")["details"]["reason"]
+        admins(database_path)
+        received.refused |= {"asha@firm.example", "ravi@firm.example"}
+        refused = run_script("weekly-report", home=home, CASEJOBS_NOW=format_utc(NOW), **smtp_settings(server.port))
+
+    finish = last_finish(home, "weeklyReport")
+    assert refused.returncode == 1 and finish["status"] == "failed"
+    assert finish["error"].startswith("the report reached nobody: recipient refused: 550")
+    assert "asha@firm.example" not in json.dumps(finish)  # users by id, never by address
