@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import html
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import filelock
 from lib.clock import IST, format_utc
 from lib.errors import ConfigError, StopRequested
 from lib.health import CRITICAL, LEVEL_NAMES, job_health, overall_level, problems_by_job
-from lib.home import make_folder
+from lib.home import make_folder, write_json_file
 from lib.mailer import Mail, Mailer, SmtpConfig, is_mail_address, send_each
 from lib.schedule import Entry
 from lib.settings import Settings
@@ -63,21 +62,6 @@ def read_state(home: Path) -> dict[str, Any]:
         for job, entry in state.items()
         if isinstance(entry, dict) and entry.get("level") in LEVEL_NAMES.values()
     }
-
-
-def write_state(home: Path, state: dict[str, Any]) -> None:
-    """Replace the state file atomically (temporary name, fsync, rename), 0600."""
-    path = home / STATE_FILE
-    temporary = path.with_name(f".{STATE_FILE}.tmp-{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as target:
-            target.write(json.dumps(state, indent=2) + "\n")
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def current_levels(settings: Settings, entries: list[Entry], now: dt.datetime) -> dict[str, tuple[int, list[str]]]:
@@ -145,7 +129,7 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
                 finally:
                     mailer.close()
             if json.dumps(state, sort_keys=True) != before:
-                write_state(home, state)
+                write_json_file(home / STATE_FILE, state)
     except (filelock.Timeout, OSError, sqlite3.Error, StopRequested) as error:
         log.warning("alerts not looked at", reason=str(error) or "stopped")
     return sent

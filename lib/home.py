@@ -11,9 +11,11 @@ already keeps the home private.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lib.errors import ConfigError
 
@@ -100,6 +102,29 @@ def make_file(path: Path, descriptor: int | None = None, shared: bool = True) ->
                 os.fchmod(descriptor, mode)
         elif (path.stat().st_mode & 0o7777) != mode:
             os.chmod(path, mode)
+
+
+def write_json_file(path: Path, data: Any, temporary: Path | None = None) -> None:
+    """Replace path with data as JSON, private (0600): written under a temporary name (by default
+    `.<name>.tmp-<pid>` beside it), fsynced, renamed, and the rename made durable; a failure leaves
+    the old file as it was and no temporary behind."""
+    temporary = temporary or path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as target:
+            target.write(json.dumps(data, indent=2) + "\n")
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(temporary, path)
+        with contextlib.suppress(OSError):  # folders cannot be opened on Windows
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def create_home(home: Path) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 from lib.archive import SHA256, fsync_folder, read_manifest
 from lib.history import process_alive, runs_since
+from lib.home import write_json_file
 
 WORK_FOLDER = "work"  # under the home: where an encrypted package is made, and the drill restores, in clear (0700)
 PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip(\.age)?$")
@@ -56,20 +56,8 @@ def record_path(package: Path) -> Path:
 
 
 def write_record(package: Path, record: dict[str, Any], temporary: Path | None = None) -> None:
-    """Write a package's record beside it, under a temporary name (by default `.<name>.tmp-<pid>`),
-    fsynced, then renamed."""
-    final = record_path(package)
-    temporary = temporary or final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as target:
-            target.write(json.dumps(record, indent=2) + "\n")
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(temporary, final)
-        fsync_folder(final.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write a package's record beside it, atomically and durably (under `temporary` if given)."""
+    write_json_file(record_path(package), record, temporary)
 
 
 def is_valid_record(record: Any) -> bool:
