@@ -87,3 +87,16 @@ def wait_for_log_event(process: subprocess.Popen[str], event: str, timeout: floa
 def dead_pid() -> int:
     """A pid no process can have: the kernel's own limit (Linux)."""
     return int(Path("/proc/sys/kernel/pid_max").read_text())
+
+
+def seed_small(database_path: Path, now_text: str) -> Path:
+    """Fill the test's migrated database with the seeder's small firm, as of an ISO time; return its path."""
+    from lib.clock import parse_frozen_now, today_ist
+    from lib.db import connect
+    from lib.seed import seed_database
+
+    database = connect(database_path)
+    now = parse_frozen_now(now_text)
+    seed_database(database, "small", 1, now, today_ist(now))
+    database.close()
+    return database_path

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.seed import seed_database
 from tests.conftest import BIN, cron_environment, run_script, start_script
-from tests.helpers import last_finish, wait_until
+from tests.helpers import last_finish, seed_small, wait_until
 
 NOW = "2026-11-25T23:30:00+05:30"
 RECORD = re.compile(r"^casejobs-backup-.*\.zip(\.age)?\.json$")
@@ -28,13 +27,7 @@ PACKAGE = "casejobs-backup-2026-11-25.zip"
 @pytest.fixture
 def demo(home: Path, database_path: Path) -> Path:
     """A small seeded database in home."""
-    from lib.clock import parse_frozen_now, today_ist
-    from lib.db import connect
-
-    database = connect(database_path)
-    now = parse_frozen_now(NOW)
-    seed_database(database, "small", 1, now, today_ist(now))
-    database.close()
+    seed_small(database_path, NOW)
     return database_path
 
 

@@ -24,9 +24,8 @@ import pytest
 from pyrage import decrypt, x25519
 
 from lib.lock import JobLock
-from lib.seed import seed_database
 from tests.conftest import run_script, start_script
-from tests.helpers import last_finish, wait_for_log_event, wait_until
+from tests.helpers import last_finish, seed_small, wait_for_log_event, wait_until
 
 NOW = "2026-11-25T23:30:00+05:30"
 DAY = "2026-11-25"
@@ -42,13 +41,7 @@ needs_age_tools = pytest.mark.skipif(
 @pytest.fixture
 def demo(home: Path, database_path: Path) -> Path:
     """A small seeded database in home, with the marker planted where it must never be readable."""
-    from lib.clock import parse_frozen_now, today_ist
-    from lib.db import connect
-
-    database = connect(database_path)
-    now = parse_frozen_now(NOW)
-    seed_database(database, "small", 1, now, today_ist(now))
-    database.close()
+    seed_small(database_path, NOW)
     connection = sqlite3.connect(database_path)
     with connection:
         connection.execute(
@@ -280,24 +273,32 @@ def test_a_full_or_read_only_destination_makes_the_run_partial(
     assert sha256(small_mount / f"{PACKAGE}.age") == sha256(home / "backups" / f"{PACKAGE}.age")
 
 
-def test_a_copy_killed_half_way_leaves_no_final_name_and_the_next_run_completes_it(
-    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
-) -> None:
-    _, recipient = keys
+def paused_copy(home: Path, tmp_path: Path, recipient: str) -> tuple[subprocess.Popen[str], Path, dict[str, str]]:
+    """Make today's encrypted package, then start a run that copies it off-site with a 5 s pause between
+    chunks (the check of the package in place has one too); return once its temporary copy holds the
+    first chunk, before its read-back and rename (two more pauses): the process, the share, the settings."""
     assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
     share = offsite_folder(tmp_path, home)
     settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share), "CASEJOBS_NOW": NOW}
-
-    # Every pause between chunks lasts 5 s (the check of the package in place has one too): the copy is
-    # caught with its first chunk written, before its read-back and rename (two more pauses).
     process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="5000", **settings)
     try:
         wait_for_log_event(process, "copying off-site")
         temporary = wait_until(lambda: list(share.glob(".casejobs-offsite-*")), what="the temporary copy")
         wait_until(lambda: temporary[0].stat().st_size > 0, what="its first chunk")
-    finally:
-        process.send_signal(signal.SIGKILL)
+    except BaseException:
+        process.kill()
         process.communicate()
+        raise
+    return process, share, settings
+
+
+def test_a_copy_killed_half_way_leaves_no_final_name_and_the_next_run_completes_it(
+    home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, recipient = keys
+    process, share, settings = paused_copy(home, tmp_path, recipient)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
 
     assert not (share / f"{PACKAGE}.age").exists()
     assert [path.name for path in share.iterdir() if not path.name.startswith(".")] == []
@@ -631,14 +632,8 @@ def test_sigterm_during_the_offsite_copy_ends_the_run_interrupted_and_leaves_no_
     home: Path, demo: Path, keys: tuple[Path, str], tmp_path: Path
 ) -> None:
     _, recipient = keys
-    assert backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient).returncode == 0
-    share = offsite_folder(tmp_path, home)
-    settings = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_OFFSITE_DIR": str(share), "CASEJOBS_NOW": NOW}
-
-    process = start_script("nightly-backup", home=home, CASEJOBS_DEBUG_ITEM_DELAY_MS="5000", **settings)
+    process, share, _ = paused_copy(home, tmp_path, recipient)
     try:
-        wait_for_log_event(process, "copying off-site")
-        wait_until(lambda: list(share.glob(".casejobs-offsite-*")), what="the temporary copy")
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
