@@ -6,7 +6,15 @@ import json
 import platform
 import sys
 
-from bench import bench_backup, bench_jobstats, bench_offsite, bench_pending, bench_sla, bench_sync
+from bench import (
+    bench_backup,
+    bench_jobstats,
+    bench_offsite,
+    bench_package_size,
+    bench_pending,
+    bench_sla,
+    bench_sync,
+)
 from bench.common import SHAPES, WORK, scale_home
 
 
@@ -18,11 +26,13 @@ def main() -> None:
         "userPendingRefresh": bench_pending.main(),
         "slaCheck": bench_sla.main(),
         "nightlyBackup": bench_backup.main(),
+        "package_size": bench_package_size.main(),
         "offsite": bench_offsite.main(),
         "dailySync": bench_sync.main(),
         "jobstats": bench_jobstats.main(),
     }
     print(table(results), flush=True)
+    print(bench_package_size.table(results["package_size"]), flush=True)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"figures saved in {WORK / 'results.json'}")
