@@ -302,7 +302,9 @@ def doctor_command(probe: bool, as_json: bool, verbose: bool) -> None:
     show_default=True,
     help="Where to remove from.",
 )
-@click.option("--dry-run", is_flag=True, help="With --scheduler windows: print the schtasks commands only.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be removed (the block, or the schtasks commands); change nothing."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 @report_errors("jobctl uninstall")
 def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, scheduler: str, dry_run: bool, verbose: bool) -> None:
@@ -315,12 +317,16 @@ def uninstall_command(wait_for_jobs: bool, stop_jobs: bool, scheduler: str, dry_
         windows.uninstall_tasks(dry_run, click.echo)
         return
     current = crontab.read_crontab()
-    if crontab.installed_block(current) is None:
+    block = crontab.installed_block(current)
+    if block is None:
         click.echo("no casejobs block in the crontab")
+    elif dry_run:
+        click.echo("would remove the casejobs block (nothing changed):")
+        click.echo("\n".join(block))
     else:
         crontab.write_crontab(crontab.without_block(current))
         click.echo("removed the casejobs block")
-    if not (wait_for_jobs or stop_jobs):
+    if dry_run or not (wait_for_jobs or stop_jobs):
         return
     running = {}
     for entry in REGISTRY.entries():

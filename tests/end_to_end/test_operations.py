@@ -53,6 +53,12 @@ def test_install_keeps_foreign_lines_and_uninstall_restores_them_byte_for_byte(h
     )
     assert "@reboot" in after_first and "catch-up" in after_first
 
+    dry = run_script("jobctl", "uninstall", "--dry-run", home=home)
+
+    assert dry.returncode == 0 and "would remove the casejobs block" in dry.stdout
+    assert "daily-sync --trigger cron" in dry.stdout
+    assert crontab_text() == after_first  # a dry run changes nothing
+
     removed = run_script("jobctl", "uninstall", home=home)
 
     assert removed.returncode == 0
