@@ -12,6 +12,7 @@ been written next to the backups.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -134,6 +135,9 @@ def _objects_created(tables: set[str], indexes: set[str]) -> list[str]:
 def copy_before_migrating(source: sqlite3.Connection, folder: Path, now: dt.datetime) -> Path:
     """Write a consistent copy of the database (SQLite's online backup) into folder; return its path."""
     target = folder / f"pre-migration-{now.strftime('%Y%m%dT%H%M%SZ')}.db"
+    # Created 0600 before SQLite opens it: the copy holds every secret column, whatever the umask.
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(target, 0o600)
     copy = sqlite3.connect(target)
     try:
         source.backup(copy)

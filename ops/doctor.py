@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 from jobs import REGISTRY
 from lib import crontab
 from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
-from lib.errors import CasejobsError
+from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
 from lib.migration import inspect
@@ -461,6 +462,7 @@ class Missing:
     key: str
     variable: str
     secret: bool
+    fails: bool  # the job would fail under cron without it (else it would run without it)
 
     def config_line(self) -> str:
         """The line to add to the config file, under its [section] (a secret's value is not shown)."""
@@ -469,45 +471,97 @@ class Missing:
         return f"{name} = {json.dumps(value)}"
 
 
+# Settings for one command line, never for cron: a frozen clock, the log format of a terminal, a testing delay.
+SHELL_ONLY = frozenset({"core.now", "core.log_format", "core.debug_item_delay_ms"})
+
+
 def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Missing]:
-    """Return the settings each job takes from this shell's environment that cron would not give it."""
+    """Return the settings each job takes from this shell's environment that cron would not give it:
+    those without which it would fail, and the optional ones (encryption, the off-site folder, SMTP, a
+    ping URL) without which it would run differently."""
     secret_keys = {setting.key for setting in all_settings() if setting.secret}
     variables = {setting.key: setting.environment_variable for setting in all_settings()}
     cron = cron_environment(settings, block)
     missing: list[Missing] = []
     for entry in REGISTRY.entries():
         here = check_job_settings(entry, dict(os.environ))
-        if not here["ok"] or check_job_settings(entry, cron)["ok"]:
-            continue
+        if not here["ok"]:
+            continue  # its settings are wrong in this shell too: doctor's checklist says how
+        under_cron = check_job_settings(entry, cron)
+        fails = not under_cron["ok"]
         for key, source in sorted(here["sources"].items()):
-            if source == variables.get(key) and source not in cron:
-                missing.append(Missing(entry.job, key, source, key in secret_keys))
+            if key in SHELL_ONLY or source != variables.get(key) or source in cron:
+                continue
+            if fails or key not in under_cron["sources"]:
+                missing.append(Missing(entry.job, key, source, key in secret_keys, fails))
     return missing
 
 
 def write_to_config(path: Path, missing: list[Missing]) -> None:
     """Add the missing settings, with their values from this shell, to the TOML config file (0600).
 
-    The file is rewritten whole from what it held plus the new keys; the old
-    one is kept beside it when it existed.
+    Each line goes under its [section] (core settings above the first table),
+    and everything the file held stays as it was: comments, order, types. The
+    result is read back before it replaces the file; the old file is kept
+    beside it as <name>.bak.
     """
-    import tomllib
-
-    document: dict[str, Any] = tomllib.loads(path.read_text()) if path.exists() else {}
-    for item in missing:
+    original = path.read_text() if path.exists() else ""
+    lines = original.splitlines()
+    by_section: dict[str, list[str]] = {}
+    for item in {item.key: item for item in missing}.values():
         section, name = item.key.split(".", 1)
-        table = document if section == "core" else document.setdefault(section, {})
-        table[name] = os.environ[item.variable]
+        by_section.setdefault(section, []).append(f"{name} = {_toml_value(os.environ[item.variable])}")
+    for section, entries in by_section.items():
+        lines = _with_lines_in_section(lines, section, entries)
+    text = "\n".join(lines) + "\n"
+    if not _says_each(text, missing):
+        raise ConfigError(
+            f"could not add the settings to {path} without changing what it says; add these lines by hand: "
+            + "; ".join(f"[{section}] {', '.join(entries)}" for section, entries in by_section.items())
+        )
     if path.exists():
         shutil.copy2(path, path.with_name(path.name + ".bak"))
-    lines = ["# casejobs settings (see the README's settings table); written by bin/jobctl install --write-config"]
-    lines += [f"{name} = {json.dumps(str(value))}" for name, value in document.items() if not isinstance(value, dict)]
-    for section, table in document.items():
-        if isinstance(table, dict):
-            lines += ["", f"[{section}]", *(f"{name} = {json.dumps(str(value))}" for name, value in table.items())]
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(text)
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
+
+
+def _says_each(text: str, missing: list[Missing]) -> bool:
+    """True when the TOML text reads, and holds each missing setting with this shell's value."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    for item in missing:
+        section, name = item.key.split(".", 1)
+        table = document if section == "core" else document.get(section)
+        if not isinstance(table, dict) or str(table.get(name)) != os.environ[item.variable]:
+            return False
+    return True
+
+
+_TABLE_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")
+
+
+def _with_lines_in_section(lines: list[str], section: str, entries: list[str]) -> list[str]:
+    """Return the file's lines with entries placed under [section]: core ones above the first table,
+    others right after their table's header, or in a new table at the end."""
+    if section == "core":
+        first_table = next((index for index, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+        spacer = [""] if first_table < len(lines) else []
+        return [*lines[:first_table], *entries, *spacer, *lines[first_table:]]
+    for index, line in enumerate(lines):
+        header = _TABLE_HEADER.fullmatch(line)
+        if header and header.group(1) == section:
+            return [*lines[: index + 1], *entries, *lines[index + 1 :]]
+    return [*lines, *([""] if lines else []), f"[{section}]", *entries]
+
+
+def _toml_value(value: str) -> str:
+    """A shell value as TOML: a whole number bare, anything else a quoted string."""
+    return value if re.fullmatch(r"0|-?[1-9][0-9]{0,17}", value) else json.dumps(value)

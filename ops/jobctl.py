@@ -213,8 +213,9 @@ def install_command(
     """Put crontab.ist into your crontab, inside one managed block (installing twice changes nothing).
 
     It refuses (exit 78) when a job's settings reach this shell but would not
-    reach cron, and lists them with the config-file lines to add; then it
-    prints doctor's checklist.
+    reach cron (those it would fail without, and optional ones such as
+    encryption or a ping URL it would run without), and lists them with the
+    config-file lines to add; then it prints doctor's checklist.
     """
     settings = load_settings()
     share_with_group(settings.get("core.home_group"))
@@ -255,7 +256,10 @@ def install_command(
 
 def _missing_settings_message(missing: list[doctor.Missing], config_path: Path) -> str:
     """One line: which settings would not reach cron, and the config-file lines that would fix it."""
-    jobs = sorted({item.job for item in missing})
+    failing = sorted({item.job for item in missing if item.fails})
+    without = sorted({item.job for item in missing if not item.fails} - set(failing))
+    consequences = [f"{', '.join(failing)} would fail under cron"] if failing else []
+    consequences += [f"{', '.join(without)} would run under cron without them"] if without else []
     variables = sorted({item.variable for item in missing})
     by_section: dict[str, list[str]] = {}
     for item in {item.key: item for item in missing}.values():
@@ -263,7 +267,7 @@ def _missing_settings_message(missing: list[doctor.Missing], config_path: Path) 
         by_section.setdefault("" if section == "core" else f"[{section}] ", []).append(item.config_line())
     lines = "; ".join(f"{section}{', '.join(entries)}" for section, entries in sorted(by_section.items()))
     return (
-        f"{', '.join(jobs)} would fail under cron: {', '.join(variables)} reach this shell but not cron. "
+        f"{'; '.join(consequences)}: {', '.join(variables)} reach this shell but not cron. "
         f"Add them to {config_path} ({lines}), or run: bin/jobctl install --write-config"
     )
 

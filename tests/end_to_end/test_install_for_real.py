@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs import REGISTRY
 from tests.conftest import BIN, PROJECT, cron_environment, run_script
 
 needs_crontab = pytest.mark.skipif(shutil.which("crontab") is None, reason="needs the crontab program")
@@ -110,12 +111,14 @@ def test_install_for_real_as_the_readme_says(fresh_copy: Path, tmp_path: Path, u
     assert result.returncode == 0, result.stdout + result.stderr
     home = user_home / "casejobs"
     assert (home / "before-casejobs.db").exists()
-    assert list((home / "backups").glob("pre-migration-*.db"))
+    (copy,) = (home / "backups").glob("pre-migration-*.db")
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"  # it holds every secret column
     assert sqlite3.connect(firm_db).execute("PRAGMA user_version").fetchone()[0] >= 3
     assert "installed the casejobs block" in result.stdout
     crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=True).stdout
     assert f"CASEJOBS_HOME={home}" in crontab and f"CASEJOBS_DB={firm_db}" in crontab
-    assert "✓ settings of dailySync" in result.stdout  # as cron will see them: bare environment, block, config
+    for entry in REGISTRY.entries():  # every job's settings as cron will see them: bare environment, block, config
+        assert f"✓ settings of {entry.job}" in result.stdout, result.stdout
     assert "tok-firm-1234" not in result.stdout + result.stderr + crontab
 
 
@@ -177,6 +180,53 @@ def test_install_refuses_settings_that_would_not_reach_cron(home: Path, database
     assert all(
         checks[f"settings of {job}"]["status"] == "ok" for job in ("dailySync", "slaCheck", "userPendingRefresh")
     )
+
+
+@needs_crontab
+def test_install_refuses_optional_settings_cron_would_run_without_and_writes_them_into_the_annotated_file(
+    home: Path, database_path: Path, user_crontab
+) -> None:
+    from pyrage import x25519
+
+    config = home / "casejobs.toml"
+    shutil.copy(PROJECT / "config.example.toml", config)
+    config.chmod(0o600)
+    original = config.read_text()
+    recipient = str(x25519.Identity.generate().to_public())
+    shell_only = {
+        "CASEJOBS_BACKUP_ENCRYPT_TO": recipient,
+        "CASEJOBS_MONITOR_NIGHTLY_BACKUP_URL": "https://hc.example/ping/abc",
+        "CASEJOBS_NOW": "2026-11-30T10:00:00Z",  # a command line's own clock: never a setting for cron
+    }
+
+    refused = run_script("jobctl", "install", "--cron-flavor", "debian", home=home, **shell_only)
+
+    assert refused.returncode == 78, refused.stdout + refused.stderr
+    assert "nightlyBackup would run under cron without them" in refused.stderr
+    assert "CASEJOBS_BACKUP_ENCRYPT_TO" in refused.stderr and "CASEJOBS_MONITOR_NIGHTLY_BACKUP_URL" in refused.stderr
+    assert "CASEJOBS_NOW" not in refused.stderr
+    assert "# BEGIN casejobs" not in subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+
+    written = run_script("jobctl", "install", "--cron-flavor", "debian", "--write-config", home=home, **shell_only)
+
+    assert written.returncode == 0, written.stdout + written.stderr
+    text = config.read_text()
+    assert (home / "casejobs.toml.bak").read_text() == original
+    lines = text.splitlines()
+    added = {f'encrypt_to = "{recipient}"', 'nightly_backup_url = "https://hc.example/ping/abc"'}
+    assert [line for line in lines if line not in added] == original.splitlines()  # every comment, in order
+    assert lines[lines.index("[monitor]") + 1] == 'nightly_backup_url = "https://hc.example/ping/abc"'
+    assert lines[lines.index("[backup]") + 1] == f'encrypt_to = "{recipient}"'
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    cron_sees = subprocess.run(
+        ["env", "-i", f"CASEJOBS_HOME={home}", "PATH=/usr/bin:/bin", str(BIN / "nightly-backup"), "--check-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sources = json.loads(cron_sees.stdout)["sources"]
+    assert sources["backup.encrypt_to"] == f"{config}:backup.encrypt_to"
+    assert sources["monitor.nightly_backup_url"] == f"{config}:monitor.nightly_backup_url"
 
 
 DOCTOR_KEYS = {"name", "level", "status", "message", "fix"}
