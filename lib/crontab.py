@@ -293,6 +293,15 @@ def installed_block(text: str) -> list[str] | None:
     return split_block(text)[1]
 
 
+def other_home(block: list[str] | None, home: Path) -> str | None:
+    """Given the installed block, return the CASEJOBS_HOME its jobs run with when it is not home (the
+    block belongs to another installation, or this shell names the wrong home), else None."""
+    if block is None:
+        return None
+    installed = block_environment(block).get("CASEJOBS_HOME")
+    return installed if installed and Path(installed) != Path(home) else None
+
+
 def daemon_running() -> bool | None:
     """Return whether a cron daemon process runs on this host (None where that cannot be seen)."""
     processes = Path("/proc")

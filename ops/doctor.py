@@ -227,6 +227,14 @@ def check_block(settings: Settings) -> Check:
         return Check("schedule", CRITICAL, str(error), "bin/jobctl install")
     if block is None:
         return Check("schedule", WARNING, "no casejobs block in this user's crontab", "bin/jobctl install")
+    elsewhere = crontab.other_home(block, settings.home)
+    if elsewhere:
+        return Check(
+            "schedule",
+            WARNING,
+            f"the installed block runs the jobs with CASEJOBS_HOME={elsewhere}, not {settings.home}",
+            f"set CASEJOBS_HOME={elsewhere} in this shell (or bin/jobctl install to move the schedule here)",
+        )
     if block != wanted:
         return Check("schedule", WARNING, "the installed block differs from crontab.ist", "bin/jobctl install")
     return Check("schedule", OK, "the casejobs block is installed and matches crontab.ist")

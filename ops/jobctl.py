@@ -296,6 +296,18 @@ def doctor_command(probe: bool, as_json: bool, verbose: bool) -> None:
     sys.exit(level)
 
 
+def _schedule_words(schedule: dict[str, Any], home: Path) -> str:
+    """The status line's words for the crontab block: installed, current, for this home."""
+    if not schedule["installed"]:
+        return "not installed (jobctl install)"
+    if schedule["other_home"]:
+        return (
+            f"installed for CASEJOBS_HOME={schedule['other_home']}, not this shell's {home}: "
+            "set CASEJOBS_HOME to it to see that installation"
+        )
+    return "installed" + ("" if schedule["current"] else ", but differs from crontab.ist: run jobctl install")
+
+
 @jobctl.command(name="uninstall")
 @click.option("--wait", "wait_for_jobs", is_flag=True, help="Then wait for running jobs to finish.")
 @click.option("--stop", "stop_jobs", is_flag=True, help="Then send running jobs SIGTERM (they finish their item).")
@@ -369,9 +381,14 @@ def status_command(as_json: bool, verbose: bool) -> None:
     try:
         block = crontab.installed_block(crontab.read_crontab())
         current = crontab.plan_block(settings.home, REGISTRY.entries(), now=now).lines
-        schedule: dict[str, Any] = {"installed": block is not None, "current": block == current, "error": None}
+        schedule: dict[str, Any] = {
+            "installed": block is not None,
+            "current": block == current,
+            "other_home": crontab.other_home(block, settings.home),
+            "error": None,
+        }
     except CasejobsError as error:
-        schedule = {"installed": None, "current": None, "error": str(error)}
+        schedule = {"installed": None, "current": None, "other_home": None, "error": str(error)}
     damage = Damage()
     installed_time = installed_at(settings.home)
     jobs = {}
@@ -398,11 +415,7 @@ def status_command(as_json: bool, verbose: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    state = schedule["error"] or (
-        "installed" + ("" if schedule["current"] else ", but differs from crontab.ist: run jobctl install")
-        if schedule["installed"]
-        else "not installed (jobctl install)"
-    )
+    state = schedule["error"] or _schedule_words(schedule, settings.home)
     click.echo(f"schedule: {state}")
     for line in report["headlines"]:
         click.echo(line)

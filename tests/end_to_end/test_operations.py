@@ -66,6 +66,25 @@ def test_install_keeps_foreign_lines_and_uninstall_restores_them_byte_for_byte(h
 
 
 @needs_crontab
+def test_a_shell_naming_another_home_is_told_whose_schedule_is_installed(
+    home: Path, tmp_path: Path, user_crontab
+) -> None:
+    installed = run_script("jobctl", "install", "--cron-flavor", "debian", "--host-tz", "UTC", home=home)
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "wrong-home"
+    elsewhere.mkdir()
+
+    status = run_script("jobctl", "status", home=elsewhere)
+    doctor = run_script("jobctl", "doctor", "--json", home=elsewhere)
+
+    assert f"schedule: installed for CASEJOBS_HOME={home}, not this shell's {elsewhere}" in status.stdout
+    assert "differs from crontab.ist" not in status.stdout  # reinstalling would move the firm's schedule
+    (check,) = [check for check in json.loads(doctor.stdout)["checks"] if check["name"] == "schedule"]
+    assert f"CASEJOBS_HOME={home}, not {elsewhere}" in check["message"]
+    assert check["fix"].startswith(f"set CASEJOBS_HOME={home}")
+
+
+@needs_crontab
 def test_cron_tz_is_written_where_it_is_honoured(home: Path, user_crontab) -> None:
     result = run_script(
         "jobctl", "install", "--dry-run", "--cron-flavor", "cronie", "--host-tz", "America/New_York", home=home
@@ -308,7 +327,7 @@ def test_status_says_what_runs_and_what_is_overdue(home: Path, dataset: Dataset)
     assert report["jobs"]["userPendingRefresh"]["running"] is True
     assert report["jobs"]["userPendingRefresh"]["running_pid"] == process.pid
     assert report["jobs"]["nightlyBackup"]["next_run"].endswith("23:30:00+05:30")
-    assert set(report["schedule"]) == {"installed", "current", "error"}
+    assert set(report["schedule"]) == {"installed", "current", "other_home", "error"}
     assert report["generated_at"].endswith("+05:30")
 
 
