@@ -31,7 +31,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 def check_database_file(path: Path) -> None:
     """Raise ConfigError naming CASEJOBS_DB unless path is a readable SQLite file."""
     if not path.exists():
-        raise ConfigError(f"database {path} (CASEJOBS_DB) does not exist; create it with: bin/jobctl db init")
+        raise ConfigError(
+            f"database {path} does not exist: set CASEJOBS_DB (or db in the config file) to the application's "
+            "database, or check CASEJOBS_HOME (bin/jobctl db init makes an empty one, for a new firm only)"
+        )
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

@@ -296,8 +296,8 @@ def check_settings_as_cron(settings: Settings, entries: list[Entry]) -> list[Che
                     name,
                     CRITICAL,
                     f"under cron: {report['error']}",
-                    f"put the setting in the config file {settings.get('core.config')} "
-                    "(bin/jobctl install --write-config copies them from this shell)",
+                    f"correct the setting, or add it, in the config file {settings.get('core.config')} "
+                    "(bin/jobctl install --write-config copies those this shell sets)",
                 )
             )
     return checks

@@ -26,7 +26,7 @@ from lib import alerts, clock, crontab, export, offsite
 from lib.cli import main, plural, report_errors
 from lib.db import check_database_file, connect
 from lib.errors import CasejobsError, ConfigError, UsageError
-from lib.health import LEVEL_NAMES, check_job, headlines, installed_at, job_health, mark_installed
+from lib.health import CRITICAL, LEVEL_NAMES, check_job, headlines, installed_at, job_health, mark_installed
 from lib.history import latest, process_alive
 from lib.home import create_home, share_with_group
 from lib.jobspec import JobSpec
@@ -282,9 +282,13 @@ def doctor_command(probe: bool, as_json: bool, verbose: bool) -> None:
     database, the home, free space, cron and the schedule, each job's settings as cron will see
     them, the secret files and each job's last run. Exit 0 all good, 1 warnings, 2 something will fail.
     """
-    settings = load_settings()
-    share_with_group(settings.get("core.home_group"))
-    checks = doctor.run_checks(settings, probe)
+    try:
+        settings = load_settings()
+    except ConfigError as error:  # the checklist's first item, not the end of it: the rest needs the settings
+        checks = [doctor.Check("settings", CRITICAL, str(error), "correct the setting or the config file it names")]
+    else:
+        share_with_group(settings.get("core.home_group"))
+        checks = doctor.run_checks(settings, probe)
     level = doctor.verdict(checks)
     if as_json:
         report = {"checks": [check.as_dict() for check in checks], "verdict": LEVEL_NAMES[level], "exit_code": level}

@@ -13,8 +13,8 @@ import click
 from jobs import REGISTRY
 from lib import clock
 from lib.cli import main, plural, report_errors
-from lib.errors import UsageError
-from lib.health import LEVEL_NAMES, OK, check_all, headlines, job_health
+from lib.errors import ConfigError, UsageError
+from lib.health import CRITICAL, LEVEL_NAMES, OK, check_all, headlines, job_health
 from lib.ledger import Damage
 from lib.report import write_report
 from lib.settings import load_settings
@@ -87,7 +87,19 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file:
     duration p50/p95/max, items and errors, and the next run from crontab.ist.
     """
     gc.disable()  # a short-lived reader of many small objects without cycles: a year reads a quarter faster
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        if not check:
+            raise
+        click.echo(f"CRITICAL configuration error: {error}")  # a monitor reads 0, 1 or 2, never 78
+        sys.exit(CRITICAL)
+    if not settings.home.is_dir():
+        problem = f"CASEJOBS_HOME {settings.home} does not exist: no job has run with it"
+        if not check:
+            raise ConfigError(f"{problem}; set CASEJOBS_HOME to the installation's home")
+        click.echo(f"CRITICAL {problem} (set CASEJOBS_HOME to the installation's home)")
+        sys.exit(CRITICAL)
     now = settings.now()
     entries = REGISTRY.entries()
     only = None

@@ -3,6 +3,7 @@ one line naming the setting and its range, exit 78, and inside the home only the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ CASES = [
     ("user-pending-refresh", (), {"CASEJOBS_NOW": "9999-12-31T23:59:59+00:00"}, "2000 to 2099"),
     ("user-pending-refresh", (), {"CASEJOBS_BUSY_TIMEOUT_MS": "-1"}, "from 0 to 600000"),
     ("user-pending-refresh", (), {"CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL": "http://ping.example/x"}, "https://"),
-    ("jobstats", ("--check",), {"CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES": "99999999999"}, "from 0 to 1440"),
+    ("jobstats", (), {"CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES": "99999999999"}, "from 0 to 1440"),
     ("jobctl", ("catch-up",), {"CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES": "nan"}, "from 0 to 1440"),
 ]
 JOBS = {"daily-sync": "dailySync", "sla-check": "slaCheck", "user-pending-refresh": "userPendingRefresh"}
@@ -105,3 +106,31 @@ def test_smtp_in_clear_is_allowed_to_a_local_relay_or_on_purpose(home: Path, dat
         CASEJOBS_SMTP_ALLOW_PLAINTEXT="1",
     )
     assert (local.returncode, on_purpose.returncode) == (0, 0), local.stderr + on_purpose.stderr
+
+
+def test_a_monitor_is_told_critical_of_a_bad_setting_and_doctor_lists_it(home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[backup\nretention_days = 30\n")
+
+    check = run_script("jobstats", "--check", home=home, CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES="99999999999")
+    file_check = run_script("jobstats", "--check", home=home, CASEJOBS_CONFIG=str(broken))
+    doctor = run_script("jobctl", "doctor", "--json", home=home, CASEJOBS_CONFIG=str(broken))
+
+    assert check.returncode == 2, check  # Nagios reads 0, 1 or 2: a configuration error is CRITICAL, never 78
+    assert check.stdout.startswith("CRITICAL configuration error: ") and "from 0 to 1440" in check.stdout
+    assert file_check.returncode == 2 and "is not valid TOML" in file_check.stdout
+    report = json.loads(doctor.stdout)
+    assert doctor.returncode == 2 and report["exit_code"] == 2
+    (first,) = report["checks"]
+    assert first["name"] == "settings" and first["status"] == "fail" and "is not valid TOML" in first["message"]
+
+
+def test_a_home_that_does_not_exist_is_said(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-home"
+
+    summary = run_script("jobstats", home=missing)
+    check = run_script("jobstats", "--check", home=missing)
+
+    assert summary.returncode == 78 and f"CASEJOBS_HOME {missing} does not exist" in summary.stderr
+    assert check.returncode == 2 and check.stdout.startswith(f"CRITICAL CASEJOBS_HOME {missing} does not exist")
+    assert not missing.exists()
