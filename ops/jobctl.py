@@ -462,11 +462,20 @@ def offsite_init(folder: str, verbose: bool) -> None:
         click.echo(f"nightlyBackup copies there once CASEJOBS_BACKUP_OFFSITE_DIR={path} (or offsite_dir in [backup])")
 
 
-@jobctl.command(name="run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+# Its own help is taken by hand: `jobctl run daily-sync -h` is the job's help, `jobctl run -h` this one's.
+@jobctl.command(
+    name="run",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
 @click.argument("job")
 @click.argument("job_arguments", nargs=-1, type=click.UNPROCESSED)
-def run_command(job: str, job_arguments: tuple[str, ...]) -> None:
-    """Run JOB now (dailySync or daily-sync), with trigger manual; any further options go to the job."""
+@click.pass_context
+def run_command(context: click.Context, job: str, job_arguments: tuple[str, ...]) -> None:
+    """Run JOB now (dailySync or daily-sync), with trigger manual; any further options go to the job
+    (`jobctl run daily-sync -h` shows the job's own)."""
+    if job in ("-h", "--help"):
+        click.echo(context.get_help())
+        return
     try:
         spec = _job_or_usage(job)
     except UsageError as error:
@@ -485,10 +494,12 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
     share_with_group(settings.get("core.home_group"))
     now = settings.now()
     worst = 0
+    overdue = 0
     for entry in REGISTRY.entries():
         health = job_health(settings, entry, now)
         if not health.overdue:
             continue
+        overdue += 1
         if health.running_pid:
             click.echo(
                 f"{entry.job}: {plural(health.missed_slots, 'slot')} missed, but a run is going on "
@@ -501,6 +512,8 @@ def catch_up_command(dry_run: bool, verbose: bool) -> None:
         if not dry_run:
             code = subprocess.run([*entry.command, "--trigger", "catchup"], check=False).returncode
             worst = max(worst, code)
+    if dry_run and not overdue:
+        click.echo("nothing to catch up: no job has missed its latest slot")
     if not dry_run:
         # Every job, every 15 minutes: one that stopped running turns CRITICAL without a run of its own.
         try:

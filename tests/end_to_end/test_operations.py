@@ -335,10 +335,23 @@ def test_run_passes_the_job_its_options(home: Path, dataset: Dataset) -> None:
     seeded_home(home, dataset)
     result = run_script("jobctl", "run", "userPendingRefresh", "--dry-run", home=home)
     unknown = run_script("jobctl", "run", "nightlySink", home=home)
+    job_help = run_script("jobctl", "run", "daily-sync", "-h", home=home)
+    own_help = run_script("jobctl", "run", "-h", home=home)
 
+    assert job_help.returncode == 0 and job_help.stdout.startswith("Usage: daily-sync")  # the job's own help
+    assert own_help.returncode == 0 and own_help.stdout.startswith("Usage: jobctl run")
     assert result.returncode == 0 and "user 1: total 1" in result.stdout
     assert ledger(home, "userPendingRefresh")[-1]["trigger"] == "manual"
     assert unknown.returncode == 2 and "unknown job 'nightlySink'" in unknown.stderr
+
+
+def test_a_dry_catch_up_with_nothing_missed_says_so(home: Path) -> None:
+    (home / "installed-at").write_text("2026-11-30T04:00:00.000Z\n")  # 09:30 IST, two minutes before
+
+    result = run_script("jobctl", "catch-up", "--dry-run", home=home, CASEJOBS_NOW="2026-11-30T09:32:00+05:30")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "nothing to catch up: no job has missed its latest slot\n", result.stdout
 
 
 def uninstall_during_a_run(home: Path, dataset: Dataset, flag: str) -> tuple[subprocess.CompletedProcess[str], int]:
