@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 
 from jobs import REGISTRY
@@ -58,6 +59,12 @@ def install_tasks(
         schtasks_create(entry.job, folder / f"casejobs-{entry.script}.xml", user, logon) for entry in REGISTRY.entries()
     ]
     if dry_run:
+        # On stderr: stdout stays the exact commands, to be pasted or piped.
+        print(
+            f"jobctl install: the real install first writes each task's XML into {folder}; "
+            "bin/jobctl export --format windows writes the same files now",
+            file=sys.stderr,
+        )
         for command in commands:
             echo(" ".join(_quoted(part) for part in command))
         return

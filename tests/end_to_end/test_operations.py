@@ -224,6 +224,7 @@ def test_install_on_windows_dry_run_prints_one_schtasks_per_job(home: Path) -> N
         for spec in REGISTRY
     ]
     assert not (home / "export").exists()  # a dry run writes nothing
+    assert "bin/jobctl export --format windows writes the same files" in result.stderr  # which it names
     assert refused.returncode == 2 and "only Windows has" in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert removal.stdout.splitlines() == [f"schtasks /Delete /TN \\casejobs\\{spec.name} /F" for spec in REGISTRY]
 
