@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import signal
 import socket
 import threading
@@ -129,7 +130,11 @@ def start_in_thread(function: Callable[..., Result], *arguments: Any) -> concurr
     return its future: StopFlag.wait_for() waits for it and a stop ends the wait; a stopped run never
     waits for the thread itself, which dies with the process."""
     future: concurrent.futures.Future[Result] = concurrent.futures.Future()
-    threading.Thread(target=_settle, args=(future, function, arguments), name=function.__name__, daemon=True).start()
+    # The caller's context goes along, so that the thread's log lines carry the run's job and run_id.
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(_settle, future, function, arguments), name=function.__name__, daemon=True
+    ).start()
     return future
 
 
@@ -152,7 +157,9 @@ class DaemonPool:
     """
 
     def __init__(self, workers: int, name: str) -> None:
-        self._tasks: list[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
+        self._tasks: list[
+            tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...], contextvars.Context]
+        ] = []
         self._ready = threading.Condition()
         self._closed = False
         for number in range(max(1, workers)):
@@ -161,7 +168,7 @@ class DaemonPool:
     def submit(self, function: Callable[..., Result], *arguments: Any) -> concurrent.futures.Future[Result]:
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
         with self._ready:
-            self._tasks.append((future, function, arguments))
+            self._tasks.append((future, function, arguments, contextvars.copy_context()))  # the run's log context
             self._ready.notify()
         return future
 
@@ -172,13 +179,13 @@ class DaemonPool:
                     self._ready.wait()
                 if not self._tasks:
                     return
-                future, function, arguments = self._tasks.pop(0)
-            _settle(future, function, arguments)
+                future, function, arguments, context = self._tasks.pop(0)
+            context.run(_settle, future, function, arguments)
 
     def close(self) -> None:
         """Cancel what has not started and let the workers end; never waits for one in flight."""
         with self._ready:
-            for future, _, _ in self._tasks:
+            for future, *_ in self._tasks:
                 future.cancel()
             self._tasks.clear()
             self._closed = True

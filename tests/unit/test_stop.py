@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
+import structlog
 
 from lib.errors import StopRequested
-from lib.stop import DaemonPool, StopFlag, time_limit
+from lib.stop import DaemonPool, StopFlag, start_in_thread, time_limit
 
 
 def set_soon(flag: StopFlag, reason: str = "SIGTERM", seconds: float = 0.05) -> threading.Timer:
@@ -158,3 +159,16 @@ def test_the_time_limit_sets_the_flag_with_reason_timeout_and_none_means_no_limi
     with time_limit(unlimited, None):
         unlimited.sleep(0.1)
     assert not unlimited.is_set()
+
+
+def test_work_on_other_threads_keeps_the_runs_log_context() -> None:
+    structlog.contextvars.bind_contextvars(job="nightlyBackup", run_id="r-1")
+    try:
+        aside = start_in_thread(structlog.contextvars.get_contextvars)
+        pool = DaemonPool(2, "test")
+        pooled = pool.submit(structlog.contextvars.get_contextvars)
+        assert aside.result(timeout=30) == {"job": "nightlyBackup", "run_id": "r-1"}
+        assert pooled.result(timeout=30) == {"job": "nightlyBackup", "run_id": "r-1"}
+        pool.close()
+    finally:
+        structlog.contextvars.clear_contextvars()
