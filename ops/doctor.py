@@ -288,7 +288,7 @@ def check_settings_as_cron(settings: Settings, entries: list[Entry]) -> list[Che
         report = check_job_settings(entry, environment)
         name = f"settings of {entry.job}"
         if report["ok"]:
-            sources = ", ".join(f"{key} from {source}" for key, source in sorted(report["sources"].items()))
+            sources = _sources_in_words(report["sources"])
             checks.append(Check(name, OK, f"complete under cron{': ' + sources if sources else ''}"))
         else:
             checks.append(
@@ -301,6 +301,19 @@ def check_settings_as_cron(settings: Settings, entries: list[Entry]) -> list[Che
                 )
             )
     return checks
+
+
+def _sources_in_words(sources: dict[str, str]) -> str:
+    """Where each setting came from, grouped by origin: "from the crontab block CASEJOBS_HOME; from
+    /home/firm/casejobs/casejobs.toml: ecourts.base_url, ecourts.token_file"."""
+    by_origin: dict[str, list[str]] = {}
+    for key, source in sorted(sources.items()):
+        origin, _, from_file = source.rpartition(":")
+        if origin and from_file == key:
+            by_origin.setdefault(origin, []).append(key)
+        else:
+            by_origin.setdefault("the environment", []).append(source)
+    return "; ".join(f"from {origin}: {', '.join(keys)}" for origin, keys in by_origin.items())
 
 
 def check_secret_files(settings: Settings) -> list[Check]:
