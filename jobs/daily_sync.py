@@ -324,7 +324,10 @@ def settle(context: RunContext, candidate: Candidate, future: concurrent.futures
     outcome.add("synced" if changes else "unchanged")
     outcome.items += 1
     (context.log.debug if quiet else context.log.info)(
-        "case synced", case_number=candidate.case_number, changes=changes or None
+        "case synced",
+        case_number=candidate.case_number,
+        result="synced" if changes else "unchanged",  # as the ledger counts it
+        **({"changes": changes} if changes else {}),
     )
     return None
 
