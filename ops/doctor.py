@@ -574,8 +574,11 @@ def _with_lines_in_section(lines: list[str], section: str, entries: list[str]) -
     others right after their table's header, or in a new table at the end."""
     if section == "core":
         first_table = next((index for index, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
-        spacer = [""] if first_table < len(lines) else []
-        return [*lines[:first_table], *entries, *spacer, *lines[first_table:]]
+        at = first_table
+        while at > 0 and not lines[at - 1].strip():
+            at -= 1  # after the last top-level line, before the blank lines that set the first table apart
+        spacer = [""] if at == first_table < len(lines) else []
+        return [*lines[:at], *entries, *spacer, *lines[at:]]
     for index, line in enumerate(lines):
         header = _TABLE_HEADER.fullmatch(line)
         if header and header.group(1) == section:
