@@ -501,6 +501,8 @@ def restore_command(package: str, target: str, force: bool, identity: str | None
     archive holds.
     """
     exit_on_terminate()
+    if not target.strip():
+        raise UsageError("--to was given an empty path")
     path = Path(package)
     problems = record_problems(path, load_settings().home, required=identity is None)
     if problems:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from lib.errors import ConfigError
+from lib.errors import ConfigError, UsageError
 
 SUBFOLDERS = ("ledger", "lock", "backups", "log")
 PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
@@ -102,6 +103,17 @@ def make_file(path: Path, descriptor: int | None = None, shared: bool = True) ->
                 os.fchmod(descriptor, mode)
         elif (path.stat().st_mode & 0o7777) != mode:
             os.chmod(path, mode)
+
+
+def refuse_unless_replaceable(path: Path) -> None:
+    """Raise UsageError when path exists but is not a regular file (a device such as /dev/null, a
+    folder, a link or a pipe): writing beside it and renaming would replace that thing itself."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is not a regular file (a device, folder, link or pipe): give a file's path")
 
 
 def write_json_file(path: Path, data: Any, temporary: Path | None = None) -> None:

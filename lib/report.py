@@ -31,6 +31,7 @@ from lib.clock import IST, format_utc, parse_utc
 from lib.errors import CasejobsError
 from lib.health import LEVEL_NAMES, JobHealth, headline_of, ist_words, job_health, overall_level, problems_by_job
 from lib.history import Run, runs_since
+from lib.home import refuse_unless_replaceable
 from lib.jobspec import JobSpec
 from lib.schedule import Entry
 from lib.settings import Settings
@@ -536,6 +537,7 @@ def write_report(
     path = path.absolute()
     if not path.parent.is_dir():
         raise CasejobsError(f"{path.parent} does not exist")
+    refuse_unless_replaceable(path)
     page = build_page(settings, entries, now, since)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

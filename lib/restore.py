@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from lib.archive import extract_member, free_space_problem, fsync_folder, verify_package
 from lib.clock import now_utc
 from lib.errors import CasejobsError
+from lib.home import refuse_unless_replaceable
 from lib.retention import remove_leftovers
 from lib.schema import SCHEMA_VERSION, contract_problems
 
@@ -33,15 +34,16 @@ def restore(package: Path, target: Path, force: bool, scratch: Path, stop_flag: 
     casejobs database, the target exists without force, its folder does not
     exist or has too little room.
     """
-    result = verify_package(package, check_database=True, stop_flag=stop_flag, scratch=scratch)
-    if not result.ok:
-        raise CasejobsError(f"{package} failed verification, nothing restored: {'; '.join(result.problems)}")
     target = target.absolute()
     folder = target.parent
     if not folder.is_dir():
         raise CasejobsError(f"{folder} does not exist")
+    refuse_unless_replaceable(target)  # a folder, a device or a link is never moved aside
     if target.exists() and not force:
         raise CasejobsError(f"{target} exists; add --force to replace it (the old file is kept beside it)")
+    result = verify_package(package, check_database=True, stop_flag=stop_flag, scratch=scratch)
+    if not result.ok:
+        raise CasejobsError(f"{package} failed verification, nothing restored: {'; '.join(result.problems)}")
     leftover = re.compile(rf"^{re.escape(RESTORE_LEFTOVER.format(name=target.name))}(\d+)$")
     remove_leftovers(folder, leftover)
     temporary = folder / f"{RESTORE_LEFTOVER.format(name=target.name)}{os.getpid()}"

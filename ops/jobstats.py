@@ -103,6 +103,10 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file:
     now = settings.now()
     entries = REGISTRY.entries()
     only = None
+    if job == "" or html_file == "":
+        raise UsageError(f"{'--job' if job == '' else '--html'} was given an empty value")
+    if check and as_json:
+        raise UsageError("--check prints the monitoring lines; --json the summary: give one")
     if job:
         spec = REGISTRY.find(job)
         if spec is None:

@@ -419,3 +419,48 @@ def test_a_confidential_case_leaves_no_text_anywhere(home: Path, dataset: Datase
             assert MARKER.encode() in inside.read()  # the binary copy is the one exception
     for text in outside:
         assert MARKER not in text
+
+
+def test_restore_never_moves_a_folder_a_device_or_a_link_aside(home: Path, package: Path, tmp_path: Path) -> None:
+    working = tmp_path / "working"
+    working.mkdir()
+    (working / "notes.txt").write_text("the firm's notes")
+    real = tmp_path / "real.db"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    empty = subprocess.run(
+        [str(BIN / "nightly-backup"), "restore", str(package), "--to", "", "--force"],
+        env=cron_environment(home),
+        cwd=working,  # an empty --to once meant this folder, which was moved aside
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    folder = run_script("nightly-backup", "restore", str(package), "--to", str(working), "--force", home=home)
+    linked = run_script("nightly-backup", "restore", str(package), "--to", str(link), "--force", home=home)
+
+    assert empty.returncode == 2 and "--to was given an empty path" in empty.stderr, empty.stderr
+    assert folder.returncode != 0 and linked.returncode == 2
+    assert "is not a regular file" in linked.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "link.db", "real.db", "working"]
+    assert (working / "notes.txt").read_text() == "the firm's notes" and real.read_bytes() == b"old"
+    assert link.is_symlink()
+
+
+def test_the_html_report_never_replaces_a_pipe_or_a_link(home: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    target = tmp_path / "target.html"
+    target.write_text("kept")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+
+    into_pipe = run_script("jobstats", "--html", str(pipe), home=home)
+    into_link = run_script("jobstats", "--html", str(link), home=home)
+    empty = run_script("jobstats", "--html", "", home=home)
+
+    assert into_pipe.returncode == 2 and "is not a regular file" in into_pipe.stderr, into_pipe.stderr
+    assert into_link.returncode == 2 and "is not a regular file" in into_link.stderr
+    assert empty.returncode == 2 and "--html was given an empty value" in empty.stderr
+    assert stat.S_ISFIFO(pipe.lstat().st_mode) and link.is_symlink() and target.read_text() == "kept"
