@@ -63,6 +63,9 @@ def hostile(dataset: Dataset, database_path: Path) -> dict[str, int]:
         dataset.task(rows["good_case"], rows[user], due_date="2026-11-21")
     rows["not_utf8_task"] = dataset.task(rows["good_case"], rows["good_lawyer"], due_date="2026-11-24")
     connection.execute("UPDATE tasks SET title = CAST(x'66ff6f' AS TEXT) WHERE id = ?", (rows["not_utf8_task"],))
+    rows["blob_task"] = dataset.task(rows["good_case"], rows["good_lawyer"], due_date="2026-11-20")
+    # "2026-11-20" written by another program as a BLOB: no calendar day to SQLite's comparisons
+    connection.execute("UPDATE tasks SET due_date = x'323032362d31312d3230' WHERE id = ?", (rows["blob_task"],))
     rows["impossible_subtask"] = dataset.subtask(rows["good_task"], rows["good_lawyer"], due_date="2026-04-31")
     rows["hearing"] = dataset.hearing(rows["good_case"], "2026-11-31", rows["good_lawyer"])
     connection.commit()
@@ -101,12 +104,13 @@ def test_user_pending_refresh_leaves_bad_dates_out_of_the_periods(
         home, "userPendingRefresh"
     )
     assert ("hearings", hostile["hearing"]) in named(home, "userPendingRefresh")
+    assert ("tasks", hostile["blob_task"]) in named(home, "userPendingRefresh")
     (tasks, subtasks, hearings, overdue) = query(
         database_path,
         "SELECT tasks, subtasks, hearings, overdue FROM user_pending_summaries WHERE user_id = ?",
         hostile["good_lawyer"],
     )[0]
-    assert (tasks, subtasks, hearings) == (3, 1, 1)  # still pending: counted, but in no period
+    assert (tasks, subtasks, hearings) == (4, 1, 1)  # still pending: counted, but in no period
     # overdue: the good task (20th), the task not in UTF-8 (24th) and the good case (20th); never the bad dates
     assert overdue == 3
     assert len(query(database_path, "SELECT * FROM user_pending_summaries")) == 5
