@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from jobs import BACKUP_DRILL as SPEC
+from lib.archive import manifest_in
 from lib.cli import job_command, main
 from lib.encryption import clear_package, is_encrypted, read_identities
 from lib.errors import CasejobsError, ConfigError
@@ -144,7 +145,7 @@ def restore_and_compare(context: RunContext, clear: Path, folder: Path) -> dict[
     restored = restore(clear, folder / "restored.db", False, folder, context.stop_flag)
     context.checkpoint()
     with zipfile.ZipFile(clear) as archive:
-        manifest = orjson.loads(archive.read("manifest.json"))
+        manifest = manifest_in(archive)  # verified by the restore above
         tables = restored_counts(context, restored)
         expected = manifest.get("tables") or {}
         different = sorted(name for name in set(tables) | set(expected) if tables.get(name) != expected.get(name))

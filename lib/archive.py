@@ -324,12 +324,28 @@ def is_valid_manifest(manifest: Any) -> bool:
     return True
 
 
+MANIFEST_LIMIT = 4 << 20  # ours is about a kilobyte; a larger one is hostile, never inflated whole
+
+
+def manifest_in(archive: zipfile.ZipFile) -> Any:
+    """Return the parsed manifest of an open package; raise KeyError when it has none and ValueError when
+    it is larger than any manifest, or not JSON (nesting beyond reason included)."""
+    with archive.open(MANIFEST) as member:
+        data = member.read(MANIFEST_LIMIT + 1)
+    if len(data) > MANIFEST_LIMIT:
+        raise ValueError(f"larger than {MANIFEST_LIMIT >> 20} MiB")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested beyond reason") from None
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """Return a package's manifest; raise ValueError (with the reason) if it cannot be read or is malformed."""
     try:
         with zipfile.ZipFile(path) as archive:
-            manifest = json.loads(archive.read(MANIFEST))
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
+            manifest = manifest_in(archive)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, zlib.error) as error:
         raise ValueError(f"{MANIFEST}: {error}") from None
     if not is_valid_manifest(manifest):
         raise ValueError(INVALID_MANIFEST)
@@ -365,7 +381,7 @@ def verify_package(
         unsafe = [name for name in names if not SAFE_MEMBER_NAME.match(name)]
         result.problems += [f"{name}: unsafe member name" for name in unsafe]
         try:
-            result.manifest = json.loads(archive.read(MANIFEST))
+            result.manifest = manifest_in(archive)
         except (KeyError, ValueError, zipfile.BadZipFile, zlib.error) as error:
             result.problems.append(f"{MANIFEST}: missing or unreadable ({error})")
             return result

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.errors import CasejobsError, StopRequested
+from lib.home import read_small_file
 
 AGE_HEADER = b"age-encryption.org/v1\n"
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
@@ -51,7 +52,7 @@ def parse_recipients(value: str) -> tuple[str, ...]:
     path = Path(text).expanduser()
     if path.is_file():
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_small_file(path).decode("utf-8").splitlines()
         except (OSError, UnicodeError):
             raise Refused(f"{path} cannot be read as a text file") from None
         words = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
@@ -79,7 +80,7 @@ def read_identities(path: Path, what: str = "identity file") -> list[Any]:
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise CasejobsError(f"{what} {path} is readable by others; make it private: chmod 600 {path}")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_small_file(path).decode("utf-8").splitlines()
     except (OSError, UnicodeError) as error:
         reason = getattr(error, "strerror", None) or "not a text file"
         raise CasejobsError(f"{what} {path} cannot be read: {reason}") from None

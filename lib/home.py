@@ -105,6 +105,28 @@ def make_file(path: Path, descriptor: int | None = None, shared: bool = True) ->
             os.chmod(path, mode)
 
 
+class NotASmallFile(OSError):
+    """A file we read whole that is not a regular file, or is larger than such a file can be."""
+
+
+def read_small_file(path: Path, limit: int = 1 << 20) -> bytes:
+    """Return the bytes of a small regular file (a config file, a key, a record, a marker).
+
+    Raise NotASmallFile, whose strerror says why, for a pipe, a device or a
+    folder (a pipe would block the run for ever, /dev/zero fill the memory)
+    or a file above limit bytes; and OSError as the system gives it.
+    """
+    # Opened without blocking: a pipe's open waits for a writer; fstat then says what it is.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(descriptor, "rb") as source:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotASmallFile(0, "not a regular file (a pipe, a device or a folder)", str(path))
+        data = source.read(limit + 1)
+    if len(data) > limit:
+        raise NotASmallFile(0, f"larger than {limit // 1024} KiB, more than such a file ever holds", str(path))
+    return data
+
+
 def refuse_unless_replaceable(path: Path) -> None:
     """Raise UsageError when path exists but is not a regular file (a device such as /dev/null, a
     folder, a link or a pipe): writing beside it and renaming would replace that thing itself."""

@@ -28,6 +28,7 @@ from lib.archive import CHUNK, fsync_folder
 from lib.clock import format_utc
 from lib.encryption import file_digest, is_encrypted
 from lib.errors import CasejobsError
+from lib.home import read_small_file
 from lib.retention import (
     apply_retention,
     is_sound,
@@ -70,7 +71,7 @@ OWNER_LINE = re.compile(r"^owner: (.+)$", re.MULTILINE)
 def marker_owner(folder: Path) -> str | None:
     """The owner written in the folder's marker (None for a marker without one, or unreadable)."""
     try:
-        match = OWNER_LINE.search((folder / MARKER).read_text(encoding="utf-8", errors="replace"))
+        match = OWNER_LINE.search(read_small_file(folder / MARKER).decode("utf-8", errors="replace"))
     except OSError:
         return None
     return match.group(1).strip() if match else None

@@ -31,6 +31,7 @@ from typing import Any
 
 from lib.clock import now_utc
 from lib.errors import ConfigError
+from lib.home import read_small_file
 from lib.platforms import default_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +203,8 @@ class Setting:
         return getattr(self.parse, "allowed", "")
 
 
+SECRET_FILE_LIMIT = 64 * 1024  # a token, a password: never near this
+
 # The settings every command shares; each job declares its own beside its JobSpec (jobs/__init__.py).
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("core", "home", None, PATH, "folder holding ledger/, lock/, backups/, log/ (default: var/ in the project)"),
@@ -358,7 +361,7 @@ class Settings:
             mode = path.stat().st_mode
             if mode & 0o077 and os.name == "posix":
                 raise ConfigError(f"{variable}: {path} is readable by others; make it private: chmod 600 {path}")
-            data = path.read_bytes().strip()
+            data = read_small_file(path, SECRET_FILE_LIMIT).strip()
         except OSError as error:
             raise ConfigError(f"{variable}: {path} cannot be read: {error.strerror}") from None
         if not data:
@@ -394,7 +397,7 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
             raise ConfigError(f"config file {path} (CASEJOBS_CONFIG) does not exist")
         return {}
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_small_file(path).decode("utf-8")
         document = tomllib.loads(text)
     except OSError as error:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None

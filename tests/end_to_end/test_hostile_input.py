@@ -470,3 +470,52 @@ def test_the_html_report_never_replaces_a_pipe_or_a_link(home: Path, tmp_path: P
     assert into_link.returncode == 2 and "is not a regular file" in into_link.stderr
     assert empty.returncode == 2 and "--html was given an empty value" in empty.stderr
     assert stat.S_ISFIFO(pipe.lstat().st_mode) and link.is_symlink() and target.read_text() == "kept"
+
+
+# --- Files read whole: pipes, devices, giants, JSON nested beyond reason ---------------------
+
+NESTED = "[" * 100_000  # json.loads gives up with a RecursionError long before the end
+
+
+def test_a_pipe_or_a_giant_where_a_settings_file_belongs_is_refused(home: Path, tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    pipe.chmod(0o600)
+    giant = tmp_path / "giant.toml"
+    giant.write_text("# padding\n" * 300_000)  # 3 MB of comments: no config file is that large
+
+    piped_config = run_script("user-pending-refresh", home=home, CASEJOBS_CONFIG=str(pipe), timeout=60)
+    giant_config = run_script("user-pending-refresh", home=home, CASEJOBS_CONFIG=str(giant), timeout=60)
+    piped_token = run_script(
+        "daily-sync", home=home, CASEJOBS_ECOURTS_BASE_URL="sim://", CASEJOBS_ECOURTS_TOKEN_FILE=str(pipe), timeout=60
+    )
+
+    for result in (piped_config, giant_config, piped_token):  # a pipe once blocked the run, SIGTERM or not
+        assert result.returncode == 78, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "not a regular file" in piped_config.stderr and "not a regular file" in piped_token.stderr
+    assert "larger than 1024 KiB" in giant_config.stderr
+
+
+def test_json_nested_beyond_reason_is_a_damaged_file_not_a_crash(home: Path, package: Path, tmp_path: Path) -> None:
+    from lib.alerts import read_state
+
+    (home / "alerts.json").write_text(NESTED)
+    package.with_name(package.name + ".json").write_text(NESTED)
+    nested_manifest = tmp_path / "casejobs-backup-2026-11-01.zip"
+    giant_manifest = tmp_path / "casejobs-backup-2026-11-02.zip"
+    for path, manifest in ((nested_manifest, NESTED), (giant_manifest, " " * (5 << 20))):
+        with zipfile.ZipFile(package) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+            for info in source.infolist():
+                data = manifest.encode() if info.filename == "manifest.json" else source.read(info)
+                target.writestr(info.filename, data)
+
+    everything = run_script("nightly-backup", "verify", "--all", home=home)
+    nested = run_script("nightly-backup", "verify", str(nested_manifest), home=home)
+    giant = run_script("nightly-backup", "verify", str(giant_manifest), home=home)
+
+    assert read_state(home) == {}  # a damaged state: every job's state unknown, alerts still looked at
+    assert "Traceback" not in everything.stderr and "RecursionError" not in everything.stdout + everything.stderr
+    assert everything.stdout == f"{package}: ok\n", everything.stdout + everything.stderr  # its ledger record vouches
+    assert nested.returncode == 1 and "manifest.json: missing or unreadable (nested beyond reason)" in nested.stdout
+    assert giant.returncode == 1 and "manifest.json: missing or unreadable (larger than 4 MiB)" in giant.stdout
