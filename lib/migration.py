@@ -150,12 +150,18 @@ def migrate_all(database: sqlite_utils.Database) -> int:
     """Run every migration the database has not had, in one transaction; return the version reached."""
     connection = database.conn
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
         return version
     with write_transaction(database):
         for step in range(version, SCHEMA_VERSION):
             for statement in _statements(MIGRATIONS[step]):
                 connection.execute(statement)
+        # Then every CREATE … IF NOT EXISTS of every migration again: it puts back a table or index
+        # someone dropped from a database already at this version, and touches nothing that is there.
+        for script in MIGRATIONS:
+            for statement in _statements(script):
+                if CREATED.match(statement.lstrip()):
+                    connection.execute(statement)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return SCHEMA_VERSION
 

@@ -124,6 +124,13 @@ def check_database(settings: Settings) -> Check:
             f"{path} is at schema version {inspection.version}, the jobs need {SCHEMA_VERSION}",
             "back it up, then: bin/jobctl db init --dry-run; bin/jobctl db init",
         )
+    if inspection.to_create:
+        return Check(
+            "database",
+            CRITICAL,
+            f"{path} is at schema version {SCHEMA_VERSION} but lacks {', '.join(inspection.to_create)}",
+            "bin/jobctl db init puts back what is missing (a copy of the database is made first)",
+        )
     try:
         database = connect(path, min(settings.get("core.busy_timeout_ms"), 2000))
         try:

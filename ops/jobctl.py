@@ -94,7 +94,8 @@ def database_init(db: str | None, dry_run: bool, verbose: bool) -> None:
         if copy_first:
             click.echo(f"would copy {path} into {backups} first")
         click.echo(f"would create {', '.join(inspection.to_create) or 'nothing'}")
-        click.echo(f"would set the schema version from {inspection.version} to {SCHEMA_VERSION}")
+        if inspection.version != SCHEMA_VERSION:
+            click.echo(f"would set the schema version from {inspection.version} to {SCHEMA_VERSION}")
         return
     _make_database_folder(settings.home, path)
     database = connect(path, settings.get("core.busy_timeout_ms"), create=True)

@@ -76,6 +76,32 @@ def test_a_schema_newer_than_the_code(home: Path, database_path: Path) -> None:
     assert_one_line_error(run_script("jobctl", "db", "init", home=home), 78, "newer")
 
 
+def test_a_table_or_index_dropped_at_the_current_version_is_named_and_put_back(home: Path, database_path: Path) -> None:
+    connection = sqlite3.connect(database_path)
+    connection.execute("INSERT INTO users (name, email, role) VALUES ('Asha Rao', 'asha@firm.example', 'LAWYER')")
+    connection.execute("DROP TABLE user_pending_summaries")
+    connection.execute("DROP INDEX tasks_by_case")
+    connection.commit()
+    connection.close()
+
+    refused = run_script("user-pending-refresh", home=home)
+    doctor = run_script("jobctl", "doctor", home=home)
+    dry = run_script("jobctl", "db", "init", "--dry-run", home=home)
+    repaired = run_script("jobctl", "db", "init", home=home)
+    again = run_script("jobctl", "db", "init", home=home)
+    refreshed = run_script("user-pending-refresh", home=home)
+
+    assert_one_line_error(refused, 78, "lacks table user_pending_summaries", "bin/jobctl db init")
+    assert "✗ database:" in doctor.stdout and "lacks table user_pending_summaries, index tasks_by_case" in doctor.stdout
+    assert dry.stdout.splitlines()[-1] == "would create table user_pending_summaries, index tasks_by_case"
+    assert repaired.returncode == 0 and "2 tables or indexes added" in repaired.stdout
+    assert "is already at schema version" in again.stdout
+    assert refreshed.returncode == 0, refreshed.stderr
+    names = {name for (name,) in sqlite3.connect(database_path).execute("SELECT name FROM sqlite_master")}
+    assert {"user_pending_summaries", "tasks_by_case"} <= names
+    assert sqlite3.connect(database_path).execute("SELECT count(*) FROM users").fetchone() == (1,)  # data kept
+
+
 def test_a_schema_older_than_the_code_asks_for_init(home: Path, database_path: Path) -> None:
     connection = sqlite3.connect(database_path)
     connection.execute("PRAGMA user_version = 1")
