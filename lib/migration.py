@@ -134,9 +134,16 @@ def _objects_created(tables: set[str], indexes: set[str]) -> list[str]:
 
 def copy_before_migrating(source: sqlite3.Connection, folder: Path, now: dt.datetime) -> Path:
     """Write a consistent copy of the database (SQLite's online backup) into folder; return its path."""
-    target = folder / f"pre-migration-{now.strftime('%Y%m%dT%H%M%SZ')}.db"
-    # Created 0600 before SQLite opens it: the copy holds every secret column, whatever the umask.
-    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    for number in range(1, 1000):
+        target = folder / f"pre-migration-{stamp}{'' if number == 1 else f'-{number}'}.db"
+        try:
+            # Created 0600 before SQLite opens it (the copy holds every secret column, whatever the
+            # umask), and never over an earlier copy made in the same second.
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            continue
     os.chmod(target, 0o600)
     copy = sqlite3.connect(target)
     try:

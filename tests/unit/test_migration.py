@@ -108,3 +108,24 @@ def test_a_file_that_is_not_a_database_raises(tmp_path: Path) -> None:
 )
 def test_affinity_follows_sqlites_rules_in_their_order(declared: str, expected: str) -> None:
     assert affinity(declared) == expected
+
+
+def test_copies_made_in_the_same_second_are_both_kept_and_private(tmp_path: Path) -> None:
+    import datetime as dt
+    import sqlite3
+
+    from lib.migration import copy_before_migrating
+
+    source = sqlite3.connect(tmp_path / "live.db")
+    source.execute("CREATE TABLE t (x)")
+    source.commit()
+    now = dt.datetime(2026, 11, 30, 4, 0, tzinfo=dt.UTC)
+
+    first = copy_before_migrating(source, tmp_path, now)
+    source.execute("INSERT INTO t VALUES (1)")
+    source.commit()
+    second = copy_before_migrating(source, tmp_path, now)
+
+    assert first.name == "pre-migration-20261130T040000Z.db" and second.name == "pre-migration-20261130T040000Z-2.db"
+    assert sqlite3.connect(first).execute("SELECT count(*) FROM t").fetchone() == (0,)  # not overwritten
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in (first, second))
