@@ -157,7 +157,11 @@ def check_job(
 
 
 def check_all(healths: list[JobHealth], home: Path, now: dt.datetime) -> list[tuple[int, str]]:
-    """Return the problems of every job, or one WARNING when nothing was ever installed or run."""
+    """Return the problems of every job, or one WARNING when nothing was ever installed or run; a
+    ledger that cannot be read comes first, CRITICAL (what it hides is not known)."""
+    damaged = ledger.unreadable(home, [health.job for health in healths])
+    if damaged:
+        return [(CRITICAL, f"the ledger cannot be read: {damaged}; no run can be judged or recorded")]
     installed = installed_at(home) is not None
     if not installed and not any(health.state.ever_ran for health in healths):
         return [(WARNING, "casejobs is not installed (bin/jobctl install) and no job has ever run")]

@@ -229,6 +229,33 @@ def ledger_files(home: Path, job: str) -> list[tuple[str, Path]]:
     return sorted(files)
 
 
+def unreadable(home: Path, jobs: list[str]) -> str | None:
+    """Say, in words, why the jobs' ledger cannot be read or written (a folder that is a file, a month
+    that is a folder, a file we may not open), or None when it can. A reader that skipped such a thing
+    would report a job that ran as one that never did."""
+    root = home / "ledger"
+    if root.exists() and not root.is_dir():
+        return f"{root} is not a folder"
+    for job in jobs:
+        folder = job_folder(home, job)
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is not a folder"
+        if not folder.is_dir():
+            continue
+        try:
+            entries = list(folder.iterdir())
+        except OSError as error:
+            return f"{folder} cannot be read: {error.strerror}"
+        for path in entries:
+            if not MONTH_FILE.match(path.name):
+                continue
+            if not path.is_file():
+                return f"{path} is not a file"
+            if not os.access(path, os.R_OK):
+                return f"{path} cannot be read"
+    return None
+
+
 def parse_lines(lines: list[bytes], job: str, damage: Damage | None) -> Iterator[dict[str, Any]]:
     for raw in lines:
         record = parse_line(raw, job)

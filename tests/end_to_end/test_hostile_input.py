@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -519,3 +520,20 @@ def test_json_nested_beyond_reason_is_a_damaged_file_not_a_crash(home: Path, pac
     assert everything.stdout == f"{package}: ok\n", everything.stdout + everything.stderr  # its ledger record vouches
     assert nested.returncode == 1 and "manifest.json: missing or unreadable (nested beyond reason)" in nested.stdout
     assert giant.returncode == 1 and "manifest.json: missing or unreadable (larger than 4 MiB)" in giant.stdout
+
+
+def test_a_ledger_that_cannot_be_read_is_critical_not_never_ran(home: Path, package: Path) -> None:
+    (month,) = (home / "ledger" / "nightlyBackup").glob("*.jsonl")
+    month.rename(month.with_name("aside"))
+    month.mkdir()  # the month's file is now a folder: the backup's runs cannot be read
+
+    month_check = run_script("jobstats", "--check", home=home)
+    month.rmdir()
+    month.with_name("aside").rename(month)
+    shutil.move(home / "ledger", home / "ledger-aside")
+    (home / "ledger").write_text("not a folder")
+    root_check = run_script("jobstats", "--check", home=home)
+
+    assert month_check.returncode == 2, month_check.stdout
+    assert month_check.stdout.startswith(f"CRITICAL the ledger cannot be read: {month} is not a file")
+    assert root_check.returncode == 2 and f"{home / 'ledger'} is not a folder" in root_check.stdout
