@@ -135,6 +135,14 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count} {word if count == 1 else words or word + 's'}"
 
 
+def os_error_words(error: OSError) -> str:
+    """An OSError in words: "/proc/x.html: No such file or directory" (its text when it has no path)."""
+    if error.strerror is None:
+        return f"{type(error).__name__}: {error}"
+    where = error.filename if error.filename is not None else None
+    return f"{where}: {error.strerror}" if where is not None else error.strerror
+
+
 def report_errors(program: str) -> Callable:
     """Decorate a command body so that errors end as one plain line and the right exit code.
 
@@ -154,6 +162,11 @@ def report_errors(program: str) -> Callable:
                 sys.exit(error.exit_code)
             except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
                 raise
+            except OSError as error:  # a path the system refused: say which and why, not the class name
+                if verbose:
+                    traceback.print_exc()
+                click.echo(f"{program}: error: {os_error_words(error)}", err=True)
+                sys.exit(EXIT_FAILED)
             except Exception as error:
                 if verbose:
                     traceback.print_exc()

@@ -537,3 +537,14 @@ def test_a_ledger_that_cannot_be_read_is_critical_not_never_ran(home: Path, pack
     assert month_check.returncode == 2, month_check.stdout
     assert month_check.stdout.startswith(f"CRITICAL the ledger cannot be read: {month} is not a file")
     assert root_check.returncode == 2 and f"{home / 'ledger'} is not a folder" in root_check.stdout
+
+
+def test_a_path_the_system_refuses_is_said_in_words(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "k8s"
+    missing.parent.write_text("a file where a folder belongs")
+
+    result = run_script("jobctl", "export", "--format", "k8s", "--out", str(missing), home=home)
+
+    assert result.returncode == 1
+    assert result.stderr == f"jobctl export: error: {missing}: Not a directory\n", result.stderr
+    assert "Error" not in result.stderr  # no exception class name
