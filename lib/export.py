@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from lib.errors import CasejobsError
+from lib.errors import CasejobsError, UsageError
 from lib.platforms import LOGON_TYPES, kill_limit, task_name, windows_launcher
 from lib.schedule import Entry
 
@@ -45,6 +45,16 @@ def on_calendar(entry: Entry) -> str:
     return f"{days}*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
 
 
+SYSTEMD_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+
+
+def systemd_quoted(value: str) -> str:
+    """A value as one double-quoted word of a unit file: a space, a quote or a backslash stays in the
+    word, and a % is not read as a specifier (%h, %o...)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
+
+
 def systemd_units(
     entries: list[Entry],
     launcher: Path,
@@ -59,16 +69,20 @@ def systemd_units(
     time limit plus a margin, so the job stops itself and records `timeout`
     before systemd kills it.
     """
+    if not SYSTEMD_USER.fullmatch(user):
+        raise UsageError(f"--user {user!r} is not an account name systemd takes (letters, digits, . _ -)")
     units = {}
     variables = {"CASEJOBS_HOME": str(home), **(environment or {})}
-    lines = "".join(f"Environment={key}={value}\n" for key, value in variables.items())
+    lines = "".join(f"Environment={systemd_quoted(f'{key}={value}')}\n" for key, value in variables.items())
+    # In ExecStart= a $ would expand a variable too.
+    launcher_word = systemd_quoted(str(launcher)).replace("$", "$$")
     for entry in entries:
         name = f"casejobs-{entry.script}"
         limit = (limits or {}).get(entry.job, entry.spec.time_limit)
         units[f"{name}.service"] = (
             f"[Unit]\nDescription=casejobs {entry.job}\n\n"
             f"[Service]\nType=oneshot\nUser={user}\nUMask=0077\n{lines}"
-            f"ExecStart={launcher} {entry.script} --trigger cron\n"
+            f"ExecStart={launcher_word} {entry.script} --trigger cron\n"
             f"TimeoutStartSec={kill_limit(limit)}\n"
             # The harness turns SIGTERM into a stop within a second: give it time to record it.
             "KillMode=mixed\nTimeoutStopSec=120\n"

@@ -136,6 +136,41 @@ def test_export_systemd_calendars_are_accepted(home: Path, tmp_path: Path) -> No
             assert check.returncode == 0, (calendar, check.stderr)
 
 
+def test_export_systemd_quotes_a_home_with_a_space_or_a_percent_and_refuses_a_forged_user(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "firm files 100%done"
+    home.mkdir()
+    out = tmp_path / "units"
+
+    result = run_script("jobctl", "export", "--format", "systemd", "--out", str(out), home=home)
+    forged = run_script(
+        "jobctl",
+        "export",
+        "--format",
+        "systemd",
+        "--out",
+        str(tmp_path / "forged"),
+        "--user",
+        "root\nExecStartPre=/bin/id",
+        home=home,
+    )
+
+    assert result.returncode == 0, result.stderr
+    service = (out / "casejobs-daily-sync.service").read_text().splitlines()
+    assert f'Environment="CASEJOBS_HOME={str(home).replace("%", "%%")}"' in service
+    assert forged.returncode == 2 and "is not an account name" in forged.stderr
+    assert not (tmp_path / "forged").exists()
+    if shutil.which("systemd-analyze"):
+        check = subprocess.run(
+            ["systemd-analyze", "verify", str(out / "casejobs-daily-sync.service")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "Invalid environment assignment" not in check.stderr and "specifier" not in check.stderr, check.stderr
+
+
 def test_export_windows_tasks_are_utf16_xml_pinned_to_ist(home: Path, tmp_path: Path) -> None:
     assert run_script("jobctl", "export", "--format", "windows", "--out", str(tmp_path), home=home).returncode == 0
     namespace = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}

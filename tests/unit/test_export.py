@@ -39,9 +39,9 @@ def test_a_service_runs_the_job_through_run_job_as_the_given_user_privately() ->
     service = units()["casejobs-daily-sync.service"].splitlines()
     assert "User=firm" in service
     assert "UMask=0077" in service
-    assert "Environment=CASEJOBS_HOME=/srv/casejobs" in service
-    assert "Environment=CASEJOBS_DB=/srv/app/firm.db" in service
-    assert "ExecStart=/opt/casejobs/bin/run-job daily-sync --trigger cron" in service
+    assert 'Environment="CASEJOBS_HOME=/srv/casejobs"' in service
+    assert 'Environment="CASEJOBS_DB=/srv/app/firm.db"' in service
+    assert 'ExecStart="/opt/casejobs/bin/run-job" daily-sync --trigger cron' in service
     assert "Type=oneshot" in service
 
 
