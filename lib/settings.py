@@ -94,7 +94,10 @@ def whole_number(low: int, high: int) -> Rule:
     """A whole number from low to high."""
 
     def parse(value: str) -> int:
-        number = int(value.strip())
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):  # int() also takes 1_0 and other scripts' digits
+            raise ValueError
+        number = int(text)
         if not low <= number <= high:
             raise ValueError
         return number
@@ -106,7 +109,10 @@ def decimal_number(low: float, high: float) -> Rule:
     """A finite decimal number from low to high (no NaN, no infinity)."""
 
     def parse(value: str) -> float:
-        number = float(value.strip())
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+            raise ValueError
+        number = float(text)
         if not math.isfinite(number) or not low <= number <= high:
             raise ValueError
         return number
@@ -415,6 +421,10 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
     unknown = sorted(key for key in flattened if key not in _DECLARED)
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting {unknown[0]}")
+    for key in ("core.home", "core.config"):  # the file is found through them: it cannot set them
+        if key in flattened:
+            variable = declared(key).environment_variable
+            raise ConfigError(f"config file {path}: {key.split('.')[1]} cannot be set here; set {variable} instead")
     return flattened
 
 

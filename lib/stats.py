@@ -17,7 +17,7 @@ from lib.schedule import Entry
 REPORTED_STATUSES = (
     "success", "partial", "failed", "skipped", "locked", "interrupted", "timeout", "config", "crashed",
 )  # fmt: skip
-SINCE_PATTERN = re.compile(r"^(\d+)([dhm])$")
+SINCE_PATTERN = re.compile(r"^([0-9]+)([dhm])$")
 DEFAULT_SINCE = "30d"
 EARLIEST = dt.datetime(ledger.EARLIEST_YEAR, 1, 1, tzinfo=UTC)
 
@@ -38,13 +38,15 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime | None:
             minutes = amount * {"d": 1440, "h": 60, "m": 1}[unit]
             reach = (now - EARLIEST).total_seconds() / 60
             moment = now - dt.timedelta(minutes=minutes) if minutes < reach else EARLIEST  # beyond 2000: everything
-        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        elif re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), IST).astimezone(UTC)
         else:
             given = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             moment = (given if given.tzinfo else given.replace(tzinfo=IST)).astimezone(UTC)
     except (ValueError, OverflowError):
         raise UsageError(f"--since {text!r}: expected 7d, 12h, 30m, a date (2026-11-01), an ISO time or all") from None
+    if moment > now:
+        raise UsageError(f"--since {text!r} is in the future: no run started after it")
     return None if moment <= EARLIEST else moment
 
 

@@ -37,6 +37,9 @@ CASES = [
     ("user-pending-refresh", (), {"CASEJOBS_NOW": "0001-01-01T00:00:00"}, "CASEJOBS_NOW"),
     ("user-pending-refresh", (), {"CASEJOBS_NOW": "9999-12-31T23:59:59+00:00"}, "2000 to 2099"),
     ("user-pending-refresh", (), {"CASEJOBS_BUSY_TIMEOUT_MS": "-1"}, "from 0 to 600000"),
+    ("user-pending-refresh", (), {"CASEJOBS_MAX_RUNTIME": "\u0663"}, "from 1 to 86400"),  # an Arabic-Indic 3
+    ("user-pending-refresh", (), {"CASEJOBS_BUSY_TIMEOUT_MS": "1_0"}, "from 0 to 600000"),
+    ("daily-sync", (), {**SIM, "CASEJOBS_ECOURTS_RATE_PER_MINUTE": "\u0665"}, "from 0.1 to 60000"),
     ("user-pending-refresh", (), {"CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL": "http://ping.example/x"}, "https://"),
     ("jobstats", (), {"CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES": "99999999999"}, "from 0 to 1440"),
     ("jobctl", ("catch-up",), {"CASEJOBS_OPS_CATCH_UP_GRACE_MINUTES": "nan"}, "from 0 to 1440"),
@@ -134,3 +137,17 @@ def test_a_home_that_does_not_exist_is_said(tmp_path: Path) -> None:
     assert summary.returncode == 78 and f"CASEJOBS_HOME {missing} does not exist" in summary.stderr
     assert check.returncode == 2 and check.stdout.startswith(f"CRITICAL CASEJOBS_HOME {missing} does not exist")
     assert not missing.exists()
+
+
+def test_the_config_file_cannot_name_the_home_it_lives_in(home: Path, database_path: Path) -> None:
+    (home / "casejobs.toml").write_text('home = "/elsewhere"\n')
+
+    result = run_script("user-pending-refresh", home=home)
+
+    assert result.returncode == 78 and "home cannot be set here; set CASEJOBS_HOME instead" in result.stderr
+
+
+def test_since_in_the_future_is_refused(home: Path) -> None:
+    result = run_script("jobstats", "--since", "3000-01-01", home=home)
+
+    assert result.returncode == 2 and "is in the future" in result.stderr
