@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -100,3 +101,19 @@ def seed_small(database_path: Path, now_text: str) -> Path:
     seed_database(database, "small", 1, now, today_ist(now))
     database.close()
     return database_path
+
+
+def make_the_refresh_fail(database_path: Path) -> None:
+    """Make userPendingRefresh fail inside its work, its schema whole: triggers refuse every write to
+    user_pending_summaries (its error names the table), and one active lawyer gives it a row to write."""
+    connection = sqlite3.connect(database_path)
+    refusal = "SELECT RAISE(ABORT, 'user_pending_summaries refuses writes (a test trigger)');"
+    for verb in ("INSERT", "UPDATE", "DELETE"):
+        connection.execute(
+            f"CREATE TRIGGER test_refuses_{verb.lower()} BEFORE {verb} ON user_pending_summaries BEGIN {refusal} END"
+        )
+    connection.execute(
+        "INSERT INTO users (name, email, role, is_active) VALUES ('Trigger Test', 'trigger@firm.example', 'LAWYER', 1)"
+    )
+    connection.commit()
+    connection.close()

@@ -20,7 +20,7 @@ import yaml
 from jobs import REGISTRY
 from tests.builders import Dataset
 from tests.conftest import BIN, run_script, start_script
-from tests.helpers import ledger_lines, wait_for_log_event
+from tests.helpers import ledger_lines, make_the_refresh_fail, wait_for_log_event
 from tests.smtp_server import free_port
 
 FOREIGN = "# the firm's own jobs\nMAILTO=it@firm.example\n15 2 * * 1 /usr/local/bin/weekly-report --all\n"
@@ -324,9 +324,7 @@ def test_jobstats_check_reports_problems_for_monitoring(home: Path, dataset: Dat
 
 
 def test_a_failed_last_run_is_critical(home: Path, database_path: Path) -> None:
-    connection = __import__("sqlite3").connect(database_path)
-    connection.execute("DROP TABLE user_pending_summaries")
-    connection.commit()
+    make_the_refresh_fail(database_path)
     assert run_script("user-pending-refresh", home=home).returncode == 1
 
     result = run_script("jobstats", "--check", "--job", "user-pending-refresh", home=home)
@@ -459,9 +457,7 @@ def test_monitoring_pings_start_and_finish_with_the_run_id(
     url = f"http://127.0.0.1:{ping_server.server_address[1]}/ping/abc"
 
     ok = run_script("user-pending-refresh", home=home, CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url)
-    connection = __import__("sqlite3").connect(database_path)
-    connection.execute("DROP TABLE user_pending_summaries")
-    connection.commit()
+    make_the_refresh_fail(database_path)
     failed = run_script("user-pending-refresh", home=home, CASEJOBS_MONITOR_USER_PENDING_REFRESH_URL=url)
 
     assert (ok.returncode, failed.returncode) == (0, 1)

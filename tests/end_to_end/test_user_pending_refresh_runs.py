@@ -199,9 +199,8 @@ def test_sigkill_while_writing_leaves_the_old_summaries_whole(
 def test_a_failure_in_the_work_is_recorded_failed_with_a_high_audit_row(
     home: Path, dataset: Dataset, database_path: Path
 ) -> None:
+    helpers.make_the_refresh_fail(database_path)
     connection = sqlite3.connect(database_path)
-    connection.execute("DROP TABLE user_pending_summaries")
-    connection.commit()
 
     result = run_script("user-pending-refresh", home=home)
 
