@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import queue
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 
 from lib.errors import ConfigError, DatabaseBusy
-from lib.schema import MIGRATIONS, SCHEMA_VERSION
+from lib.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from lib.settings import Settings
@@ -163,19 +162,6 @@ def check_schema(database: sqlite_utils.Database, path: Path) -> None:
             f"database {path} has schema version {version}, older than {SCHEMA_VERSION}; "
             "migrate it with: bin/jobctl db init"
         )
-    present = {name for (name,) in database.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    missing = sorted(SCHEMA_TABLES - present)
-    if missing:
-        raise ConfigError(
-            f"database {path} is at schema version {version} but lacks table {', '.join(missing)}; "
-            "put it back with: bin/jobctl db init"
-        )
-
-
-# Every table the migrations create: a run refuses (exit 78) a database that lost one.
-SCHEMA_TABLES = frozenset(
-    name for script in MIGRATIONS for name in re.findall(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)", script, re.I)
-)
 
 
 @contextlib.contextmanager

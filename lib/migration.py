@@ -113,8 +113,9 @@ def inspect(path: Path) -> Inspection:
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         objects = connection.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
-        tables = {name for kind, name in objects if kind == "table"}
-        indexes = {name for kind, name in objects if kind == "index"}
+        # SQLite's names are not case-sensitive, and an application may stand a view in for a table.
+        tables = {name.lower() for kind, name in objects if kind in ("table", "view")}
+        indexes = {name.lower() for kind, name in objects if kind == "index"}
         problems = _table_problems(connection, tables)
     finally:
         connection.close()

@@ -10,7 +10,7 @@ import pytest
 import sqlite_utils
 
 from lib.migration import affinity, inspect, migrate_all
-from lib.schema import CONTRACT, SCHEMA_VERSION
+from lib.schema import CONTRACT, MIGRATIONS, SCHEMA_VERSION
 
 FOREIGN_SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);
@@ -129,3 +129,23 @@ def test_copies_made_in_the_same_second_are_both_kept_and_private(tmp_path: Path
     assert first.name == "pre-migration-20261130T040000Z.db" and second.name == "pre-migration-20261130T040000Z-2.db"
     assert sqlite3.connect(first).execute("SELECT count(*) FROM t").fetchone() == (0,)  # not overwritten
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in (first, second))
+
+
+def test_a_table_named_in_other_letters_or_a_view_counts_as_there(tmp_path: Path) -> None:
+    from lib.migration import _statements
+
+    path = tmp_path / "app.db"
+    connection = sqlite3.connect(path)
+    for script in MIGRATIONS:
+        for statement in _statements(script):
+            connection.execute(statement.replace("IF NOT EXISTS users ", "IF NOT EXISTS Users "))
+    connection.execute("DROP TABLE teams")
+    connection.execute("CREATE VIEW teams AS SELECT 1 AS id, 'Litigation' AS name, NULL AS lead_id")
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    connection.commit()
+    connection.close()
+
+    inspection = inspect(path)
+
+    assert inspection.problems == [], inspection.problems
+    assert inspection.to_create == [] and inspection.current  # db init would not copy and "add" it every time
