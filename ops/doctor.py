@@ -10,12 +10,14 @@ variables of the crontab block, never the current shell's.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -27,7 +29,7 @@ from lib import crontab
 from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
 from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
-from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
+from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER, read_small_file
 from lib.migration import inspect
 from lib.offsite import destination_problem
 from lib.retention import packages_in
@@ -497,12 +499,21 @@ class Missing:
     def config_line(self) -> str:
         """The line to add to the config file, under its [section] (a secret's value is not shown)."""
         name = self.key.split(".", 1)[1]
-        value = f"<the value of {self.variable}>" if self.secret else os.environ.get(self.variable, "")
-        return f"{name} = {json.dumps(value)}"
+        if self.secret:
+            return f"{name} = {json.dumps(f'<the value of {self.variable}>')}"
+        return f"{name} = {_toml_value(os.environ.get(self.variable, ''))}"
 
 
 # Settings for one command line, never for cron: a frozen clock, the log format of a terminal, a testing delay.
 SHELL_ONLY = frozenset({"core.now", "core.log_format", "core.debug_item_delay_ms"})
+
+
+def _config_document(path: Path) -> dict[str, Any]:
+    """The config file as TOML ({} when it is missing or does not read: the settings say why)."""
+    try:
+        return tomllib.loads(read_small_file(path).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Missing]:
@@ -512,6 +523,7 @@ def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Mi
     secret_keys = {setting.key for setting in all_settings() if setting.secret}
     variables = {setting.key: setting.environment_variable for setting in all_settings()}
     cron = cron_environment(settings, block)
+    in_file = _config_document(settings.get("core.config"))
     missing: list[Missing] = []
     for entry in REGISTRY.entries():
         here = check_job_settings(entry, dict(os.environ))
@@ -520,8 +532,8 @@ def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Mi
         under_cron = check_job_settings(entry, cron)
         fails = not under_cron["ok"]
         for key, source in sorted(here["sources"].items()):
-            if key in SHELL_ONLY or source != variables.get(key) or source in cron:
-                continue
+            if key in SHELL_ONLY or source != variables.get(key) or source in cron or _has_key(in_file, key):
+                continue  # a key the file has reaches cron (a value that differs from the shell's is the file's)
             if fails or key not in under_cron["sources"]:
                 missing.append(Missing(entry.job, key, source, key in secret_keys, fails))
     return missing
@@ -531,48 +543,63 @@ def write_to_config(path: Path, missing: list[Missing]) -> None:
     """Add the missing settings, with their values from this shell, to the TOML config file (0600).
 
     Each line goes under its [section] (core settings above the first table),
-    and everything the file held stays as it was: comments, order, types. The
-    result is read back before it replaces the file; the old file is kept
-    beside it as <name>.bak.
+    and everything the file held stays as it was: comments, order, types,
+    line endings; a key the file already has is left to it. The result must
+    read back as the old document plus the new keys before it replaces the
+    file; the old file is kept beside it as <name>.bak.
     """
-    original = path.read_text() if path.exists() else ""
-    lines = original.splitlines()
+    original = path.read_bytes().decode("utf-8") if path.exists() else ""
+    try:
+        before = tomllib.loads(original)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML ({error}); mend it first") from None
+    added = [item for item in {item.key: item for item in missing}.values() if not _has_key(before, item.key)]
+    if not added:
+        return
     by_section: dict[str, list[str]] = {}
-    for item in {item.key: item for item in missing}.values():
+    for item in added:
         section, name = item.key.split(".", 1)
         by_section.setdefault(section, []).append(f"{name} = {_toml_value(os.environ[item.variable])}")
+    lines = original.splitlines()
     for section, entries in by_section.items():
         lines = _with_lines_in_section(lines, section, entries)
-    text = "\n".join(lines) + "\n"
-    if not _says_each(text, missing):
+    newline = "\r\n" if "\r\n" in original else "\n"
+    text = newline.join(lines) + newline
+    if not _reads_as(text, before, added):
+        shown = "; ".join(f"[{item.key.split('.', 1)[0]}] {item.config_line()}" for item in added)  # no secret
         raise ConfigError(
-            f"could not add the settings to {path} without changing what it says; add these lines by hand: "
-            + "; ".join(f"[{section}] {', '.join(entries)}" for section, entries in by_section.items())
+            f"could not add the settings to {path} without changing what it says; add these lines by hand: {shown}"
         )
     if path.exists():
         shutil.copy2(path, path.with_name(path.name + ".bak"))
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(text.encode("utf-8"))
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
 
 
-def _says_each(text: str, missing: list[Missing]) -> bool:
-    """True when the TOML text reads, and holds each missing setting with this shell's value."""
-    import tomllib
+def _has_key(document: dict[str, Any], key: str) -> bool:
+    """True when a TOML document sets the dotted setting key (core ones at its top level)."""
+    section, name = key.split(".", 1)
+    table = document if section == "core" else document.get(section)
+    return isinstance(table, dict) and name in table
 
+
+def _reads_as(text: str, before: dict[str, Any], added: list[Missing]) -> bool:
+    """True when the TOML text reads as the document before plus each added setting with this shell's
+    value, and nothing else changed."""
     try:
-        document = tomllib.loads(text)
+        after = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return False
-    for item in missing:
+    expected = copy.deepcopy(before)
+    for item in added:
         section, name = item.key.split(".", 1)
-        table = document if section == "core" else document.get(section)
-        if not isinstance(table, dict) or str(table.get(name)) != os.environ[item.variable]:
-            return False
-    return True
+        table = expected if section == "core" else expected.setdefault(section, {})
+        table[name] = tomllib.loads(f"value = {_toml_value(os.environ[item.variable])}")["value"]
+    return after == expected
 
 
 _TABLE_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?")

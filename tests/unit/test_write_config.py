@@ -67,3 +67,33 @@ def test_a_file_it_cannot_add_to_safely_is_left_as_it_was(tmp_path: Path, monkey
         write_to_config(path, [missing("backup.keep_newest", "CASEJOBS_BACKUP_KEEP_NEWEST")])
 
     assert path.read_text() == inline and not (tmp_path / "casejobs.toml.bak").exists()
+
+
+def test_a_refusal_never_shows_a_secret_and_crlf_and_known_keys_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inline = 'ecourts = { base_url = "https://ecourts.example" }\n'
+    path = tmp_path / "casejobs.toml"
+    path.write_text(inline)
+    monkeypatch.setenv("CASEJOBS_ECOURTS_TOKEN", "tok-secret-4321")
+    token = Missing("dailySync", "ecourts.token", "CASEJOBS_ECOURTS_TOKEN", secret=True, fails=True)
+
+    with pytest.raises(ConfigError) as refusal:
+        write_to_config(path, [token])
+
+    assert "tok-secret-4321" not in str(refusal.value) and "<the value of CASEJOBS_ECOURTS_TOKEN>" in str(refusal.value)
+
+    crlf = tmp_path / "windows.toml"
+    crlf.write_bytes(b"# from Notepad\r\n[backup]\r\nretention_days = 45\r\n")
+    monkeypatch.setenv("CASEJOBS_BACKUP_RETENTION_DAYS", "60")  # the file has it: the file's value stays
+    monkeypatch.setenv("CASEJOBS_BACKUP_KEEP_NEWEST", "9")
+
+    write_to_config(
+        crlf,
+        [
+            missing("backup.retention_days", "CASEJOBS_BACKUP_RETENTION_DAYS"),
+            missing("backup.keep_newest", "CASEJOBS_BACKUP_KEEP_NEWEST"),
+        ],
+    )
+
+    assert crlf.read_bytes() == b"# from Notepad\r\n[backup]\r\nkeep_newest = 9\r\nretention_days = 45\r\n"
