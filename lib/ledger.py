@@ -233,6 +233,13 @@ def unreadable(home: Path, jobs: list[str]) -> str | None:
     """Say, in words, why the jobs' ledger cannot be read or written (a folder that is a file, a month
     that is a folder, a file we may not open), or None when it can. A reader that skipped such a thing
     would report a job that ran as one that never did."""
+    try:
+        return _first_unreadable(home, jobs)
+    except OSError as error:  # a folder this account may not enter: exists() itself raises
+        return f"{error.filename or home / 'ledger'} cannot be read: {error.strerror}"
+
+
+def _first_unreadable(home: Path, jobs: list[str]) -> str | None:
     root = home / "ledger"
     if root.exists() and not root.is_dir():
         return f"{root} is not a folder"

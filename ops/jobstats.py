@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import sys
@@ -12,12 +13,13 @@ import click
 
 from jobs import REGISTRY
 from lib import clock
-from lib.cli import main, plural, report_errors
+from lib.cli import main, os_error_words, plural, report_errors
 from lib.errors import ConfigError, UsageError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, check_all, headlines, job_health
 from lib.ledger import Damage
 from lib.report import write_report
-from lib.settings import load_settings
+from lib.schedule import Entry
+from lib.settings import Settings, load_settings
 from lib.stats import DEFAULT_SINCE, REPORTED_STATUSES, build_reports, parse_since
 
 
@@ -121,18 +123,9 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return
     chosen = [entry for entry in entries if only is None or entry.job == only]
-    health = {entry.job: job_health(settings, entry, now, damage if check else None) for entry in chosen}
     if check:
-        problems = check_all(list(health.values()), settings.home, now)
-        for level, line in problems:
-            click.echo(f"{LEVEL_NAMES[level]} {line}")
-        if not problems:
-            click.echo("OK all jobs on schedule")
-        for line in headlines(list(health.values()), now):
-            click.echo(line)
-        if damage.describe():
-            click.echo(f"jobstats: warning: {damage.describe()}", err=True)
-        sys.exit(max((level for level, _ in problems), default=OK))
+        sys.exit(monitoring_check(settings, chosen, now))
+    health = {entry.job: job_health(settings, entry, now) for entry in chosen}
     reports = build_reports(settings.home, entries, now, since_moment, only, damage)
     summary = {
         "generated_at": clock.to_ist(now).isoformat(timespec="seconds"),
@@ -148,6 +141,29 @@ def jobstats(job: str | None, since: str, as_json: bool, check: bool, html_file:
     if damage.describe():
         click.echo(f"jobstats: warning: {damage.describe()}", err=True)
     click.echo(json.dumps(summary, indent=2) if as_json else render_text(summary), nl=as_json)
+
+
+def monitoring_check(settings: Settings, chosen: list[Entry], now: dt.datetime) -> int:
+    """Print --check's lines (one per problem, then the headlines) and return its exit code: 0 OK,
+    1 WARNING, 2 CRITICAL, and CRITICAL too when the jobs could not be judged at all."""
+    damage = Damage()
+    try:
+        healths = [job_health(settings, entry, now, damage) for entry in chosen]
+        problems = check_all(healths, settings.home, now)
+        lines = headlines(healths, now)
+    except Exception as error:  # a monitor reads 0, 1 or 2: what cannot be judged is never "OK" or a 1
+        words = os_error_words(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
+        click.echo(f"CRITICAL jobstats could not judge the jobs: {words}")
+        return CRITICAL
+    for level, line in problems:
+        click.echo(f"{LEVEL_NAMES[level]} {line}")
+    if not problems:
+        click.echo("OK all jobs on schedule")
+    for line in lines:
+        click.echo(line)
+    if damage.describe():
+        click.echo(f"jobstats: warning: {damage.describe()}", err=True)
+    return max((level for level, _ in problems), default=OK)
 
 
 def run() -> None:
