@@ -70,8 +70,14 @@ def database_without_indexes(database: Path, copy: Path) -> Path:
 
 def main(shape: str = "busy") -> dict[str, object]:
     print(f"the package's size under each option ({shape})", flush=True)
+    missing = [tool for tool in ("sqlite3", "zip") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"bench_package_size needs {' and '.join(missing)} (apt-get install {' '.join(missing)})")
     home = scale_home(shape)
-    (package,) = sorted((home / "backups").glob("casejobs-backup-*.zip"))
+    packages = sorted((home / "backups").glob("casejobs-backup-*.zip"))
+    if not packages:
+        raise SystemExit(f"no package in {home / 'backups'}: run bench.bench_backup first (make bench does)")
+    package = packages[-1]  # the newest: names sort by date
     scratch = WORK / "package-size"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)

@@ -26,7 +26,7 @@ import filelock
 from lib.clock import IST, format_utc
 from lib.errors import ConfigError, StopRequested
 from lib.health import CRITICAL, LEVEL_NAMES, job_health, overall_level, problems_by_job
-from lib.home import make_folder, read_small_file, write_json_file
+from lib.home import make_folder, read_json_file, write_json_file
 from lib.mailer import Mail, Mailer, SmtpConfig, is_mail_address, send_each
 from lib.schedule import Entry
 from lib.settings import Settings
@@ -51,8 +51,8 @@ def admin_recipients(database: Path) -> list[tuple[int, str, str]]:
 def read_state(home: Path) -> dict[str, Any]:
     """The state each job was last reported in ({} when none was, or the file is damaged)."""
     try:
-        state = json.loads(read_small_file(home / STATE_FILE).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested beyond reason
+        state = read_json_file(home / STATE_FILE)
+    except (OSError, ValueError):
         return {}
     if not isinstance(state, dict):
         return {}

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from isal import isal_zlib
 
+from lib.home import json_of
+
 if TYPE_CHECKING:
     from lib.stop import StopFlag
 
@@ -334,10 +336,7 @@ def manifest_in(archive: zipfile.ZipFile) -> Any:
         data = member.read(MANIFEST_LIMIT + 1)
     if len(data) > MANIFEST_LIMIT:
         raise ValueError(f"larger than {MANIFEST_LIMIT >> 20} MiB")
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise ValueError("nested beyond reason") from None
+    return json_of(data)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

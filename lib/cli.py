@@ -139,8 +139,10 @@ def os_error_words(error: OSError) -> str:
     """An OSError in words: "/proc/x.html: No such file or directory" (its text when it has no path)."""
     if error.strerror is None:
         return f"{type(error).__name__}: {error}"
-    where = error.filename if error.filename is not None else None
-    return f"{where}: {error.strerror}" if where is not None else error.strerror
+    if error.filename is None:
+        return error.strerror
+    where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else error.filename
+    return f"{where}: {error.strerror}"
 
 
 def report_errors(program: str) -> Callable:

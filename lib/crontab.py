@@ -299,7 +299,13 @@ def other_home(block: list[str] | None, home: Path) -> str | None:
     if block is None:
         return None
     installed = block_environment(block).get("CASEJOBS_HOME")
-    return installed if installed and Path(installed) != Path(home) else None
+    if not installed or Path(installed) == Path(home):
+        return None
+    try:
+        same = os.path.samefile(installed, home)  # the same folder spelled through a link
+    except OSError:
+        same = False
+    return None if same else installed
 
 
 def daemon_running() -> bool | None:

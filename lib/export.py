@@ -45,7 +45,9 @@ def on_calendar(entry: Entry) -> str:
     return f"{days}*-*-* {_calendar_part(hour)}:{_calendar_part(minute)}:00 Asia/Kolkata"
 
 
-SYSTEMD_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+# An account name as User= takes it (directory accounts such as asha@firm.example included): no space,
+# control character, quote, backslash, slash, colon or %, which would break or extend the unit.
+SYSTEMD_USER = re.compile(r"[^\s\x00-\x1f\x7f\"'\\/:%]{1,256}")
 
 
 def systemd_quoted(value: str) -> str:
@@ -70,7 +72,7 @@ def systemd_units(
     before systemd kills it.
     """
     if not SYSTEMD_USER.fullmatch(user):
-        raise UsageError(f"--user {user!r} is not an account name systemd takes (letters, digits, . _ -)")
+        raise UsageError(f"--user {user!r} is not an account name systemd takes")
     units = {}
     variables = {"CASEJOBS_HOME": str(home), **(environment or {})}
     lines = "".join(f"Environment={systemd_quoted(f'{key}={value}')}\n" for key, value in variables.items())

@@ -127,6 +127,21 @@ def read_small_file(path: Path, limit: int = 1 << 20) -> bytes:
     return data
 
 
+def json_of(data: bytes) -> Any:
+    """Parse JSON bytes; raise ValueError for anything that is not JSON, nesting beyond reason included
+    (which the parser reports as a RecursionError)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested beyond reason") from None
+
+
+def read_json_file(path: Path, limit: int = 1 << 20) -> Any:
+    """Parse a small JSON file casejobs wrote (a record, alerts.json); raise OSError when it cannot be
+    read (NotASmallFile when it is no small regular file) and ValueError when it is not JSON."""
+    return json_of(read_small_file(path, limit))
+
+
 def refuse_unless_replaceable(path: Path) -> None:
     """Raise UsageError when path exists but is not a regular file (a device such as /dev/null, a
     folder, a link or a pipe): writing beside it and renaming would replace that thing itself."""

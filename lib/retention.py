@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import re
 import shutil
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 from lib.archive import SHA256, fsync_folder, read_manifest
 from lib.history import process_alive, runs_since
-from lib.home import read_small_file, write_json_file
+from lib.home import read_json_file, write_json_file
 
 WORK_FOLDER = "work"  # under the home: where an encrypted package is made, and the drill restores, in clear (0700)
 PACKAGE_NAME = re.compile(r"^casejobs-backup-(\d{4}-\d{2}-\d{2})\.zip(\.age)?$")
@@ -73,8 +72,8 @@ def is_valid_record(record: Any) -> bool:
 def read_record(package: Path) -> dict[str, Any] | None:
     """Return the record beside a package, or None when it is missing or malformed."""
     try:
-        record = json.loads(read_small_file(record_path(package)).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested beyond reason
+        record = read_json_file(record_path(package))
+    except (OSError, ValueError):
         return None
     return record if is_valid_record(record) else None
 

@@ -421,10 +421,6 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
     unknown = sorted(key for key in flattened if key not in _DECLARED)
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting {unknown[0]}")
-    for key in ("core.home", "core.config"):  # the file is found through them: it cannot set them
-        if key in flattened:
-            variable = declared(key).environment_variable
-            raise ConfigError(f"config file {path}: {key.split('.')[1]} cannot be set here; set {variable} instead")
     return flattened
 
 
@@ -510,6 +506,16 @@ def load_settings(
     config_given = from_options_or_environment(declared("core.config"))
     config_path = Path(str(config_given[0])).expanduser() if config_given else home / CONFIG_FILE_NAME
     file_values = _read_config_file(config_path, explicit=config_given is not None)
+    # The file is found through these two, so it cannot change them: the same value is harmless.
+    for key, actual in (("core.home", home), ("core.config", config_path)):
+        if key in file_values:
+            written = Path(str(file_values.pop(key))).expanduser()
+            if written.absolute() != actual.absolute():
+                variable = declared(key).environment_variable
+                raise ConfigError(
+                    f"config file {config_path}: {key.split('.')[1]} = {written} differs from {actual}, where the "
+                    f"file was found; the file cannot move it: set {variable} instead"
+                )
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
