@@ -244,7 +244,7 @@ def check_block(settings: Settings) -> Check:
             "schedule",
             WARNING,
             f"the installed block runs the jobs with CASEJOBS_HOME={elsewhere}, not {settings.home}",
-            f"set CASEJOBS_HOME={elsewhere} in this shell (or bin/jobctl install to move the schedule here)",
+            f"set CASEJOBS_HOME={elsewhere} in this shell (or bin/jobctl uninstall, then install, to move it here)",
         )
     if block != wanted:
         return Check("schedule", WARNING, "the installed block differs from crontab.ist", "bin/jobctl install")

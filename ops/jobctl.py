@@ -238,6 +238,12 @@ def install_command(
         doctor.write_to_config(config_path, missing)
         click.echo(f"wrote {plural(len({item.key for item in missing}), 'setting')} to {config_path} (mode 0600)")
     current = crontab.read_crontab()
+    elsewhere = crontab.other_home(crontab.installed_block(current), settings.home)
+    if elsewhere:
+        raise ConfigError(
+            f"the installed block runs the jobs with CASEJOBS_HOME={elsewhere}, not this shell's {settings.home}; "
+            f"set CASEJOBS_HOME={elsewhere} to update that installation, or bin/jobctl uninstall first to move it here"
+        )
     wanted = crontab.with_block(current, plan.lines)
     if wanted == current:
         click.echo(
