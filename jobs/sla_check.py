@@ -447,10 +447,11 @@ def count_delivery(context: RunContext, digest: Digest, delivery: Delivery, mail
     elif delivery.email_status == "FAILED":
         context.outcome.add("emails_failed")
         context.outcome.errors += 1
-        if mailer is not None and mailer.login_refused:
+        if mailer is not None and mailer.gave_up:
             if "mail_error" not in details:
-                details["mail_error"] = mailer.login_refused
-                context.log.warning("SMTP login refused: no more mail this run", reason=mailer.login_refused)
+                details["mail_error"] = mailer.gave_up
+                event = "SMTP login refused" if mailer.login_refused else "SMTP server stopped answering"
+                context.log.warning(f"{event}: no more mail this run", reason=mailer.gave_up)
         else:
             context.log.warning("digest mail failed", user_id=digest.user_id, reason=delivery.reason)
     elif delivery.reason == "not a valid e-mail address":

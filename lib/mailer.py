@@ -19,6 +19,7 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 import unicodedata
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -102,11 +103,20 @@ class Mailer:
         self._connection_error: str | None = None
         self.login_refused: str | None = None  # once set, no further login is tried in this run
         self.unreachable: str | None = None  # set when a connection failed: send_each tries no further
+        # Set when the server stopped answering in the middle of a message: every further message
+        # would wait the whole timeout too, so none is tried in this run (the next run retries).
+        self.stalled: str | None = None
+
+    @property
+    def gave_up(self) -> str | None:
+        """Why no further message is tried in this run (a refused login, a server that stopped
+        answering), or None."""
+        return self.login_refused or self.stalled
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
-        if self.login_refused:
-            raise MailError(self.login_refused)
+        if self.gave_up:
+            raise MailError(self.gave_up)
         if self._failed_connections >= CONNECTION_ATTEMPTS:
             raise MailError(f"SMTP server unreachable: {self._connection_error}")
         connection: smtplib.SMTP | None = None
@@ -146,6 +156,7 @@ class Mailer:
             raise MailError("not a valid e-mail address")
         if self._connection is None:
             self._connection = self._connect()
+        started = time.monotonic()
         try:
             self._connection.send_message(self._message(mail))
         except smtplib.SMTPRecipientsRefused as error:
@@ -155,6 +166,12 @@ class Mailer:
             raise MailError(f"message refused: {error.smtp_code} {_text(error.smtp_error)}") from None
         except (OSError, smtplib.SMTPException) as error:
             self.close()  # the connection is in an unknown state: the next message reconnects
+            # smtplib reports a reply that never came as a lost connection: the time waited tells.
+            if isinstance(error, socket.timeout | TimeoutError) or time.monotonic() - started >= self.config.timeout:
+                waited = f"no answer in {self.config.timeout} s"
+                self.stalled = f"SMTP server stopped answering ({waited}): no more mail this run"
+                self.unreachable = self.stalled
+                raise MailError(self.stalled) from None
             raise MailError(f"sending failed: {_describe(error)}") from None
 
     def _message(self, mail: Mail) -> EmailMessage:
@@ -213,8 +230,8 @@ def send_each(mailer: Mailer, mails: list[tuple[Any, Mail]], stop_flag: StopFlag
     """
     failures: dict[Any, str] = {}
     for key, mail in mails:
-        if mailer.login_refused or mailer.unreachable:
-            failures[key] = mailer.login_refused or mailer.unreachable or ""
+        if mailer.gave_up or mailer.unreachable:
+            failures[key] = mailer.gave_up or mailer.unreachable or ""
             continue
         try:
             if stop_flag is not None:

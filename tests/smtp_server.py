@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -27,6 +28,8 @@ class Recorder:
         self.messages: list[EmailMessage] = []
         self.refused: set[str] = set()
         self.login_attempts = 0
+        self.stall = False  # while true, a message's DATA is never answered (a server that hangs)
+        self.stalled_messages = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refused:
@@ -35,6 +38,11 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.stall:
+            self.stalled_messages += 1
+            while self.stall:  # released when the test ends, so that the server stops cleanly
+                await asyncio.sleep(0.05)
+            return "451 4.3.0 gave up"
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 Message accepted"
 
@@ -57,4 +65,5 @@ def smtp_server(refuse_logins: bool = False) -> Iterator[tuple[Controller, Recor
     try:
         yield controller, recorder
     finally:
+        recorder.stall = False
         controller.stop()

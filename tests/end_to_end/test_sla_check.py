@@ -184,6 +184,26 @@ def test_a_refused_login_is_tried_once_and_stops_mailing_for_the_run(
     assert "wrong-pass" not in result.stderr
 
 
+def test_a_server_that_stops_answering_costs_one_timeout_and_every_digest_is_still_stored(
+    home: Path, dataset: Dataset, database_path: Path
+) -> None:
+    for number in range(8):
+        dataset.case(
+            lawyer_id=dataset.user(email=f"lawyer{number}@firm.example"), expected_completion_date="2026-11-20"
+        )
+    with smtp_server() as (server, received):
+        received.stall = True  # accepts the connection and the recipient, then never answers the message
+        result = sla_check(home, port=server.port, CASEJOBS_SMTP_TIMEOUT="2")
+        stalled = received.stalled_messages
+
+    assert result.returncode == 3, result.stderr
+    assert stalled == 1  # one message waited out the timeout; the other seven were never tried
+    rows = notifications(database_path)
+    assert len(rows) == 8 and {row["email_status"] for row in rows} == {"FAILED"}  # every digest in the app
+    details = finish_line(home)["details"]
+    assert details["emails_failed"] == 8 and details["mail_error"].startswith("SMTP server stopped answering")
+
+
 def test_the_password_file_must_be_private(home: Path, firm: dict, tmp_path: Path) -> None:
     password_file = tmp_path / "smtp-password"
     password_file.write_text("s3cret\n")
