@@ -34,6 +34,9 @@ from lib.stop import StopFlag
 from lib.vocabulary import ADMIN, equals
 
 STATE_FILE = "alerts.json"
+# The ADMINs last read from the database: a database that is gone or unreadable is the worst case,
+# and the people to tell are still known.
+RECIPIENTS_FILE = "alert-recipients.json"
 
 
 def admin_recipients(database: Path) -> list[tuple[int, str, str]]:
@@ -46,6 +49,29 @@ def admin_recipients(database: Path) -> list[tuple[int, str, str]]:
     finally:
         connection.close()
     return [(user, str(name or ""), str(address)) for user, name, address in rows if is_mail_address(address)]
+
+
+def known_recipients(settings: Settings, log: Any) -> list[tuple[int, str, str]]:
+    """The ADMINs to alert: read from the database (and remembered under the home), or, when the
+    database cannot be read, the ones last remembered."""
+    path = settings.home / RECIPIENTS_FILE
+    try:
+        remembered = [tuple(entry) for entry in read_json_file(path)]
+    except (OSError, ValueError, TypeError):
+        remembered = []
+    remembered = [
+        (user, name, address)
+        for user, name, address in (entry for entry in remembered if len(entry) == 3)
+        if type(user) is int and isinstance(name, str) and isinstance(address, str) and is_mail_address(address)
+    ]
+    try:
+        current = admin_recipients(settings.database_path)
+    except (sqlite3.Error, OSError) as error:
+        log.warning("alert recipients are the last known ADMINs: the database cannot be read", reason=str(error))
+        return remembered
+    if current != remembered:
+        write_json_file(path, [list(entry) for entry in current])
+    return current
 
 
 def read_state(home: Path) -> dict[str, Any]:
@@ -117,8 +143,8 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
                     changes.append((job, level, lines))
                 elif job not in state:
                     state[job] = {"level": LEVEL_NAMES[level], "since": format_utc(now)}
+            recipients = known_recipients(settings, log)  # every look, so that the list is never stale
             if changes:
-                recipients = admin_recipients(settings.database_path)
                 mailer = Mailer(config)
                 try:
                     for job, level, lines in changes:

@@ -312,6 +312,24 @@ def test_an_alert_the_server_refused_is_tried_again_and_never_changes_a_run(
     assert [message["Subject"] for message in received.messages] == ["casejobs CRITICAL: dailySync"] * 2
 
 
+def test_a_database_that_is_gone_is_still_alerted_to_the_admins_last_known(
+    home: Path, database_path: Path, dataset: Any
+) -> None:
+    admins(database_path)
+    with smtp_server() as (server, received):
+        mail = smtp_settings(server.port)
+        first = run_script("user-pending-refresh", home=home, **mail)  # a good run: the ADMINs are remembered
+        database_path.rename(database_path.with_name("moved-away.db"))
+        gone = run_script("user-pending-refresh", home=home, **mail)
+        look = run_script("jobctl", "catch-up", home=home, **mail)
+        subjects = [message["Subject"] for message in received.messages]
+
+    assert first.returncode == 0 and gone.returncode == 78, gone.stderr
+    assert subjects == ["casejobs CRITICAL: userPendingRefresh"] * 2, (subjects, look.stdout, look.stderr)
+    assert "alert mailed: userPendingRefresh CRITICAL" in look.stdout
+    assert oct((home / "alert-recipients.json").stat().st_mode & 0o777) == "0o600"
+
+
 def test_a_hostile_ledger_is_shown_escaped_and_cut_and_never_breaks_the_page(home: Path, tmp_path: Path) -> None:
     base = {"v": 1, "job": "dailySync", "pid": 1, "host": "h", "trigger": "cron"}
     hostile_id = 'x"><svg onload=alert(1)><!--'
