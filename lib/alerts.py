@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import html
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import filelock
 
-from lib.clock import IST, format_utc
+from lib.clock import IST, format_utc, parse_utc
 from lib.errors import ConfigError, StopRequested
 from lib.health import CRITICAL, LEVEL_NAMES, job_health, overall_level, problems_by_job
 from lib.home import make_folder, read_json_file, write_json_file
@@ -83,11 +85,42 @@ def read_state(home: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         return {}
     # Only well-formed entries: a damaged one is a job whose state is not known.
-    return {
+    kept = {
         job: entry
         for job, entry in state.items()
         if isinstance(entry, dict) and entry.get("level") in LEVEL_NAMES.values()
     }
+    refusal = state.get(REFUSED)
+    if isinstance(refusal, dict) and all(isinstance(refusal.get(key), str) for key in ("at", "salt", "fingerprint")):
+        kept[REFUSED] = refusal
+    return kept
+
+
+# A refused SMTP login, remembered so that a wrong password is not tried at every look (96 times a day
+# from catch-up alone, enough to lock a mail account): the same settings are tried again after
+# RETRY_REFUSED_LOGIN, changed ones at once. The fingerprint is a salted hash, never the password.
+REFUSED = "__smtp_login_refused__"
+RETRY_REFUSED_LOGIN = dt.timedelta(hours=6)
+
+
+def login_fingerprint(config: SmtpConfig, salt: bytes) -> str:
+    """A salted hash of the SMTP server, user and password: it changes when any of them does."""
+    identity = f"{config.host}\0{config.port}\0{config.user or ''}\0{config.password or ''}".encode()
+    return hashlib.sha256(salt + identity).hexdigest()
+
+
+def refused_recently(state: dict[str, Any], config: SmtpConfig, now: dt.datetime) -> str | None:
+    """When these SMTP settings had their login refused less than RETRY_REFUSED_LOGIN ago, return when
+    (UTC text); else None."""
+    refusal = state.get(REFUSED)
+    if refusal is None:
+        return None
+    try:
+        same = login_fingerprint(config, bytes.fromhex(refusal["salt"])) == refusal["fingerprint"]
+        recent = now - parse_utc(refusal["at"]) < RETRY_REFUSED_LOGIN
+    except ValueError:
+        return None
+    return refusal["at"] if same and recent else None
 
 
 def current_levels(settings: Settings, entries: list[Entry], now: dt.datetime) -> dict[str, tuple[int, list[str]]]:
@@ -144,7 +177,14 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
                 elif job not in state:
                     state[job] = {"level": LEVEL_NAMES[level], "since": format_utc(now)}
             recipients = known_recipients(settings, log)  # every look, so that the list is never stale
-            if changes:
+            refused_at = refused_recently(state, config, now) if changes else None
+            if refused_at:
+                log.warning(
+                    "alerts not mailed: the SMTP login was refused; fix the SMTP settings",
+                    refused_at=refused_at,
+                    jobs=[job for job, _, _ in changes],
+                )
+            elif changes:
                 mailer = Mailer(config)
                 try:
                     for job, level, lines in changes:
@@ -154,6 +194,15 @@ def look(settings: Settings, entries: list[Entry], log: Any, stop_flag: StopFlag
                             sent.append(f"{job} {LEVEL_NAMES[level] if level == CRITICAL else 'recovered'}")
                 finally:
                     mailer.close()
+                if mailer.login_refused:
+                    salt = os.urandom(16)
+                    state[REFUSED] = {
+                        "at": format_utc(now),
+                        "salt": salt.hex(),
+                        "fingerprint": login_fingerprint(config, salt),
+                    }
+                elif sent:
+                    state.pop(REFUSED, None)
             if json.dumps(state, sort_keys=True) != before:
                 write_json_file(home / STATE_FILE, state)
     except (filelock.Timeout, OSError, sqlite3.Error, StopRequested) as error:
@@ -177,5 +226,5 @@ def _mail_everyone(
         return False
     failures = send_each(mailer, mails, stop_flag)
     for user, reason in failures.items():
-        log.warning("alert mail not sent", user_id=user, reason=reason)
+        log.warning("alert mail not sent", subject=subject, user_id=user, reason=reason)
     return len(failures) < len(mails)

@@ -330,6 +330,28 @@ def test_a_database_that_is_gone_is_still_alerted_to_the_admins_last_known(
     assert oct((home / "alert-recipients.json").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_refused_smtp_login_is_not_tried_again_at_every_look(
+    home: Path, database_path: Path, dataset: Any, ecourts: Any
+) -> None:
+    _, api = ecourts
+    admins(database_path)
+    dataset.case(lawyer_id=dataset.user(), cnr="MHAU010000012023")
+    wrong_token = {**ecourts_environment(api), "CASEJOBS_ECOURTS_TOKEN": "tok-wrong-0000"}
+    with smtp_server(refuse_logins=True) as (server, received):
+        login = {**smtp_settings(server.port), "CASEJOBS_SMTP_USER": "casejobs"}
+        wrong_password = {**login, "CASEJOBS_SMTP_PASSWORD": "wrong-pass"}
+        runs = [run_script("daily-sync", "--force", home=home, **wrong_token, **wrong_password) for _ in range(2)]
+        looks = [run_script("jobctl", "catch-up", home=home, **wrong_password) for _ in range(2)]
+        attempts_with_the_wrong_password = received.login_attempts
+        changed = run_script("jobctl", "catch-up", home=home, **login, CASEJOBS_SMTP_PASSWORD="another-pass")
+
+    assert [run.returncode for run in runs] == [1, 1]
+    assert attempts_with_the_wrong_password == 1  # one refusal, then no try for hours: never a locked account
+    assert "alerts not mailed: the SMTP login was refused" in runs[1].stderr
+    assert received.login_attempts == 2, changed.stderr  # a changed password is tried at once
+    assert "wrong-pass" not in (home / "alerts.json").read_text()
+
+
 def test_a_hostile_ledger_is_shown_escaped_and_cut_and_never_breaks_the_page(home: Path, tmp_path: Path) -> None:
     base = {"v": 1, "job": "dailySync", "pid": 1, "host": "h", "trigger": "cron"}
     hostile_id = 'x"><svg onload=alert(1)><!--'
