@@ -128,6 +128,28 @@ def destination_problem(folder: Path, home: Path | None = None) -> str | None:
     return None
 
 
+def writing_problem(folder: Path, next_size: int) -> str | None:
+    """Say why a mounted off-site folder cannot take a package of next_size bytes now (read-only, not
+    writable, full), in the words the nightly run would use, else None. Writes and removes a probe."""
+    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"offsite folder {folder} is read-only"
+    probe = temporary_name(folder, "probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        return _in_words(folder, error)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    free = shutil.disk_usage(folder).free
+    if free < next_size + SPACE_MARGIN:
+        return (
+            f"offsite folder {folder} is full: the next package needs about {next_size / 2**20:.1f} MiB "
+            f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
+        )
+    return None
+
+
 def _in_words(folder: Path, error: OSError) -> str:
     """An OSError met while writing to folder, as one line for people."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):

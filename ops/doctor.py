@@ -31,7 +31,7 @@ from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER, read_small_file
 from lib.migration import inspect
-from lib.offsite import destination_problem
+from lib.offsite import destination_problem, writing_problem
 from lib.retention import packages_in
 from lib.schedule import Entry
 from lib.schema import SCHEMA_VERSION
@@ -441,6 +441,10 @@ def check_offsite(settings: Settings) -> Check:
     problem = destination_problem(folder, settings.home)
     if problem:
         return Check("off-site copy", WARNING, problem, f"mount it, then once: bin/jobctl offsite init {folder}")
+    newest = packages_in(settings.home / "backups")
+    problem = writing_problem(folder, newest[0][1].stat().st_size if newest else 0)
+    if problem:
+        return Check("off-site copy", WARNING, problem, "give the share room and write access (the copy waits)")
     encrypted = (
         "encrypted" if settings.get("backup.encrypt_to") else "NOT encrypted (CASEJOBS_BACKUP_OFFSITE_PLAINTEXT=1)"
     )

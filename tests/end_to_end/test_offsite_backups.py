@@ -245,6 +245,13 @@ def small_mount(tmp_path: Path):
         subprocess.run(["umount", str(folder)], check=False)
 
 
+def offsite_check(home: Path, settings: dict[str, str]) -> dict:
+    """Doctor's off-site line, as --json gives it."""
+    report = json.loads(run_script("jobctl", "doctor", "--json", home=home, **settings).stdout)
+    (check,) = [check for check in report["checks"] if check["name"] == "off-site copy"]
+    return check
+
+
 def test_a_full_or_read_only_destination_makes_the_run_partial(
     home: Path, demo: Path, keys: tuple[Path, str], small_mount: Path
 ) -> None:
@@ -257,11 +264,23 @@ def test_a_full_or_read_only_destination_makes_the_run_partial(
     assert full.returncode == 3
     assert last_finish(home, "nightlyBackup")["error"].startswith(f"offsite folder {small_mount} is full")
     assert files_under(small_mount) == [".casejobs-offsite"]
+    full_check = offsite_check(home, settings)
+    assert full_check["status"] == "warning" and full_check["message"].startswith(
+        f"offsite folder {small_mount} is full"
+    )
 
     subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
     read_only = backup(home, **settings, CASEJOBS_BACKUP_RETENTION_DAYS="30")
+    read_only_check = offsite_check(home, settings)
     subprocess.run(["mount", "-o", "remount,rw,size=16m", str(small_mount)], check=True)
 
+    assert read_only_check == {
+        **read_only_check,
+        "status": "warning",
+        "message": f"offsite folder {small_mount} is read-only",
+    }
+    assert offsite_check(home, settings)["status"] == "ok"  # room and write access again
+    assert files_under(small_mount) == [".casejobs-offsite"]  # doctor's probe left nothing
     assert read_only.returncode == 3
     assert last_finish(home, "nightlyBackup")["error"] == f"offsite folder {small_mount} is read-only"
     assert files_under(small_mount) == [".casejobs-offsite"]

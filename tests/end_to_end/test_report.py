@@ -346,6 +346,7 @@ def test_a_refused_smtp_login_is_not_tried_again_at_every_look(
         changed = run_script("jobctl", "catch-up", home=home, **login, CASEJOBS_SMTP_PASSWORD="another-pass")
 
     assert [run.returncode for run in runs] == [1, 1]
+    assert not any("alert mailed" in look.stdout for look in looks)
     assert attempts_with_the_wrong_password == 1  # one refusal, then no try for hours: never a locked account
     assert "alerts not mailed: the SMTP login was refused" in runs[1].stderr
     assert received.login_attempts == 2, changed.stderr  # a changed password is tried at once
