@@ -327,6 +327,35 @@ def _sources_in_words(sources: dict[str, str]) -> str:
     return "; ".join(f"from {origin}: {', '.join(keys)}" for origin, keys in by_origin.items())
 
 
+def shell_only_settings(settings: Settings, block: list[str] | None = None) -> list[str]:
+    """The CASEJOBS_* variables this shell sets that cron would not see (neither in the crontab block
+    nor, as their key, in the config file), by name; a command line's own ones (SHELL_ONLY) aside."""
+    cron = cron_environment(settings, block)
+    in_file = _config_document(settings.get("core.config"))
+    return sorted(
+        setting.environment_variable
+        for setting in all_settings()
+        if os.environ.get(setting.environment_variable, "") != ""
+        and setting.key not in SHELL_ONLY
+        and setting.environment_variable not in cron
+        and not _has_key(in_file, setting.key)
+    )
+
+
+def check_shell_only(settings: Settings) -> Check:
+    """Settings this shell gives that cron would not: the jobs would run without them (or fail)."""
+    variables = shell_only_settings(settings)
+    if not variables:
+        return Check("settings only in this shell", OK, "none: cron sees what this shell sees")
+    return Check(
+        "settings only in this shell",
+        WARNING,
+        f"{', '.join(variables)} {'reaches' if len(variables) == 1 else 'reach'} this shell but not cron: "
+        "the jobs would run without them",
+        f"add them to {settings.get('core.config')}, or run: bin/jobctl install --write-config",
+    )
+
+
 def check_secret_files(settings: Settings) -> list[Check]:
     """The files holding the token, the SMTP password and the drill's private key: readable by their
     owner only."""
@@ -464,6 +493,7 @@ def run_checks(settings: Settings, probe: bool = False) -> list[Check]:
         lambda: check_offsite(settings),
         lambda: check_cron(settings),
         lambda: check_settings_as_cron(settings, entries),
+        lambda: check_shell_only(settings),
         lambda: check_secret_files(settings),
         lambda: check_last_runs(settings, entries),
     ]

@@ -228,6 +228,14 @@ def install_command(
     plan = crontab.plan_block(settings.home, REGISTRY.entries(), cron_flavor, host_tz, settings.now())
     if dry_run:
         click.echo("\n".join(plan.lines))
+        shell_only = doctor.shell_only_settings(settings, plan.lines)
+        if shell_only:  # on stderr: stdout stays the exact block
+            click.echo(
+                f"jobctl install: {', '.join(shell_only)} {'reaches' if len(shell_only) == 1 else 'reach'} "
+                "this shell but not cron; the real install "
+                "refuses until they are in the config file (--write-config puts them there)",
+                err=True,
+            )
         return
     missing = doctor.settings_missing_under_cron(settings, plan.lines)
     config_path = settings.get("core.config")

@@ -199,8 +199,13 @@ def test_install_refuses_optional_settings_cron_would_run_without_and_writes_the
         "CASEJOBS_NOW": "2026-11-30T10:00:00Z",  # a command line's own clock: never a setting for cron
     }
 
+    dry = run_script("jobctl", "install", "--dry-run", "--cron-flavor", "debian", home=home, **shell_only)
+    before = doctor(home, **shell_only)["settings only in this shell"]
     refused = run_script("jobctl", "install", "--cron-flavor", "debian", home=home, **shell_only)
 
+    assert dry.returncode == 0 and "reach this shell but not cron" in dry.stderr
+    assert before["status"] == "warning" and "CASEJOBS_NOW" not in before["message"]
+    assert "CASEJOBS_BACKUP_ENCRYPT_TO, CASEJOBS_MONITOR_NIGHTLY_BACKUP_URL reach this shell" in before["message"]
     assert refused.returncode == 78, refused.stdout + refused.stderr
     assert "nightlyBackup would run under cron without them" in refused.stderr
     assert "CASEJOBS_BACKUP_ENCRYPT_TO" in refused.stderr and "CASEJOBS_MONITOR_NIGHTLY_BACKUP_URL" in refused.stderr
@@ -224,6 +229,7 @@ def test_install_refuses_optional_settings_cron_would_run_without_and_writes_the
         text=True,
         check=False,
     )
+    assert doctor(home, **shell_only)["settings only in this shell"]["status"] == "ok"  # the file has them now
     sources = json.loads(cron_sees.stdout)["sources"]
     assert sources["backup.encrypt_to"] == f"{config}:backup.encrypt_to"
     assert sources["monitor.nightly_backup_url"] == f"{config}:monitor.nightly_backup_url"
