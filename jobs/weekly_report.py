@@ -3,8 +3,9 @@
 The mail is plain text (the overall state, each problem as `jobstats --check`
 says it, and each job's last run) with the page (`jobstats --html`, the last
 30 days) as its HTML alternative; the subject carries the overall state. It
-goes through the SMTP settings slaCheck uses; without them the run is
-skipped, and says why. The page holds only what the ledger holds: no client
+goes through the SMTP settings slaCheck uses; without them nothing is
+mailed and the run (a success: nothing is wrong with the jobs) says why in
+its details. The page holds only what the ledger holds: no client
 data, no secret.
 """
 
@@ -22,7 +23,7 @@ from lib.harness import RunContext
 from lib.health import LEVEL_NAMES, JobHealth, check_all, headlines, ist_words, job_health, overall_level
 from lib.jobspec import Outcome
 from lib.mailer import Mail, Mailer, SmtpConfig, send_each
-from lib.report import build_page
+from lib.report import build_page, status_words
 from lib.stats import DEFAULT_SINCE, parse_since
 
 REPORT_SINCE = DEFAULT_SINCE  # the page jobstats --html makes by default: the last 30 days
@@ -35,8 +36,8 @@ def summary_text(now: dt.datetime, healths: list[JobHealth], problems: list[tupl
     lines += ["", *headlines(healths, now), ""]
     for entry, health in zip(REGISTRY.entries(), healths, strict=True):
         last = health.state.last_worked
-        when = f"{last.status}, {ist_words(last.started_at, now)}" if last else "never ran"
-        lines.append(f"{entry.job}: last run {when}; next {entry.next_run(now):%Y-%m-%d %H:%M} IST")
+        when = f"last run {status_words(last.status)}, {ist_words(last.started_at, now)}" if last else "no run yet"
+        lines.append(f"{entry.job}: {when}; next {entry.next_run(now):%Y-%m-%d %H:%M} IST")
     lines += ["", "The whole page (timelines, durations, work done, failures) is this mail's HTML part."]
     return "\n".join(lines) + "\n"
 
