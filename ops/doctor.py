@@ -27,6 +27,7 @@ from typing import Any
 from jobs import REGISTRY
 from lib import crontab
 from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
+from lib.encryption import read_identities
 from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER, read_small_file
@@ -371,9 +372,34 @@ def check_secret_files(settings: Settings) -> list[Check]:
             checks.append(Check(key, CRITICAL, f"{path} does not exist", f"create it: install -m 600 /dev/null {path}"))
         elif os.name == "posix" and path.stat().st_mode & 0o077:
             checks.append(Check(key, CRITICAL, f"{path} is readable by others", f"chmod 600 {path}"))
+        elif key == "backup.drill_identity":
+            checks.append(check_drill_identity(settings, path))
         else:
             checks.append(Check(key, OK, f"{path} is private"))
     return checks
+
+
+def check_drill_identity(settings: Settings, path: Path) -> Check:
+    """The drill's key file: private, holding an age identity, and one that opens what the nightly
+    backup encrypts (its public key among CASEJOBS_BACKUP_ENCRYPT_TO's recipients)."""
+    key = "backup.drill_identity"
+    try:
+        identities = read_identities(path, "drill identity")
+    except CasejobsError as error:
+        return Check(key, CRITICAL, str(error), "give it the private key file age-keygen wrote (AGE-SECRET-KEY-1…)")
+    try:
+        recipients = settings.get("backup.encrypt_to") or ()
+    except CasejobsError:
+        recipients = ()
+    public = {str(identity.to_public()) for identity in identities}
+    if recipients and not public & set(recipients):
+        return Check(
+            key,
+            CRITICAL,
+            f"{path} holds no key for the recipients the backup encrypts to: the drill could open no package",
+            "give it the private key of one of CASEJOBS_BACKUP_ENCRYPT_TO's recipients",
+        )
+    return Check(key, OK, f"{path} is private and opens the packages")
 
 
 def check_last_runs(settings: Settings, entries: list[Entry]) -> list[Check]:

@@ -476,6 +476,28 @@ def test_the_drill_takes_the_offsite_copy_and_keeps_to_the_lock(
     assert details["restored"] is True
 
 
+def test_doctor_knows_a_drill_identity_that_opens_nothing(home: Path, keys: tuple[Path, str], tmp_path: Path) -> None:
+    identity, recipient = keys
+    public_only = tmp_path / "public.key"
+    public_only.write_text(f"{recipient}\n")
+    public_only.chmod(0o600)
+    other = tmp_path / "other.key"
+    other.write_text(f"{x25519.Identity.generate()}\n")
+    other.chmod(0o600)
+
+    def drill_key_check(path: Path) -> dict:
+        environment = {"CASEJOBS_BACKUP_ENCRYPT_TO": recipient, "CASEJOBS_BACKUP_DRILL_IDENTITY": str(path)}
+        report = json.loads(run_script("jobctl", "doctor", "--json", home=home, **environment).stdout)
+        (check,) = [check for check in report["checks"] if check["name"] == "backup.drill_identity"]
+        return check
+
+    public_check, other_check, right_check = (drill_key_check(path) for path in (public_only, other, identity))
+
+    assert public_check["status"] == "fail" and "holds no age identity" in public_check["message"]
+    assert other_check["status"] == "fail" and "the drill could open no package" in other_check["message"]
+    assert right_check["status"] == "ok" and "opens the packages" in right_check["message"]
+
+
 def test_a_drill_identity_open_to_others_is_refused(home: Path, demo: Path, keys: tuple[Path, str]) -> None:
     identity, _ = keys
     os.chmod(identity, 0o644)
