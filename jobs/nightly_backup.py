@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import os
+import shutil
 import sqlite3
 import sys
 import threading
@@ -33,6 +35,7 @@ from lib.archive import (
     QUICK_CHECK,
     PackageWriter,
     deflate_file,
+    free_space_problem,
     fsync_folder,
     integrity_check,
     verify_package,
@@ -337,6 +340,14 @@ def copy_offsite(context: RunContext, folder: Path, retention: tuple[int, int]) 
     context.outcome.details["offsite"] = {"folder": str(offsite), **result}
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """True for a full disk or quota, as the system (ENOSPC, EDQUOT) or SQLite ("database or disk is
+    full", which reads as if the live database were full) reports it."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)
+
+
 def work(context: RunContext) -> Outcome:
     """The job's work: make today's package unless a sound one exists, apply retention, copy it off-site."""
     started = time.monotonic()
@@ -369,11 +380,23 @@ def work(context: RunContext) -> Outcome:
             return context.outcome
         context.log.warning("today's package is not sound: making it again", problems=problems)
     copy_path = work_folder / f".casejobs-copy-{os.getpid()}.db"
+    # The copy alone needs the database's size: say so before starting rather than fill the disk.
+    space = free_space_problem(work_folder, context.settings.database_path.stat().st_size)
+    if space:
+        raise CasejobsError(f"no room for the backup: the database copy {space}")
     try:
         online_backup(context.database.conn, copy_path, context.stop_flag)
         context.log.info("database copied", bytes=copy_path.stat().st_size)
         context.checkpoint()
         manifest, written = write_package(context, copy_path, final_path, started, work_folder)
+    except (sqlite3.OperationalError, OSError) as error:
+        if not is_disk_full(error):
+            raise
+        free = shutil.disk_usage(work_folder).free >> 20
+        raise CasejobsError(
+            f"no room for the backup in {work_folder} ({free} MiB free): the disk filled up while it was made; "
+            "nothing was kept, the older packages are untouched"
+        ) from None
     finally:
         copy_path.unlink(missing_ok=True)
     # In the details at once: whatever happens next, the ledger knows the package that is in place.

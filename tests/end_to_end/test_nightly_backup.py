@@ -352,6 +352,34 @@ def test_a_full_disk_mid_package_leaves_nothing_behind(home: Path, demo: Path) -
     assert {name: (home / "backups" / name).read_bytes() for name in backups(home)} == before
 
 
+def test_a_home_without_room_for_the_copy_says_so_before_writing(demo: Path, tmp_path: Path) -> None:
+    small_home = tmp_path / "small-home"
+    small_home.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small_home)], check=False).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        result = run_script("nightly-backup", home=small_home, CASEJOBS_DB=str(demo), CASEJOBS_NOW=NOW)
+        left = sorted(path.name for path in (small_home / "backups").iterdir())
+    finally:
+        subprocess.run(["umount", str(small_home)], check=False)
+
+    assert result.returncode == 1, result.stderr
+    assert "no room for the backup: the database copy needs" in result.stderr, result.stderr
+    assert "database or disk is full" not in result.stderr  # never as if the live database were full
+    assert left == []
+
+
+def test_a_disk_that_fills_is_said_as_such() -> None:
+    import errno
+
+    from jobs.nightly_backup import is_disk_full
+
+    assert is_disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_disk_full(OSError(errno.EFBIG, "File too large"))
+    assert not is_disk_full(sqlite3.OperationalError("database is locked"))
+
+
 @pytest.mark.slow
 def test_sigkill_at_many_points_never_leaves_a_partial_package(home: Path, demo: Path) -> None:
     assert backup(home, CASEJOBS_NOW="2026-11-24T23:30:00+05:30").returncode == 0
