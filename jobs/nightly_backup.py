@@ -392,9 +392,12 @@ def work(context: RunContext) -> Outcome:
     except (sqlite3.OperationalError, OSError) as error:
         if not is_disk_full(error):
             raise
-        free = shutil.disk_usage(work_folder).free >> 20
+        where = "; ".join(
+            f"{place} has {shutil.disk_usage(place).free / 2**20:.1f} MiB free"
+            for place in dict.fromkeys((work_folder, folder))
+        )
         raise CasejobsError(
-            f"no room for the backup in {work_folder} ({free} MiB free): the disk filled up while it was made; "
+            f"no room for the backup: the disk filled up while it was made ({where}); "
             "nothing was kept, the older packages are untouched"
         ) from None
     finally:

@@ -355,7 +355,10 @@ def free_space_problem(folder: Path, size: int) -> str | None:
     """Say why size bytes cannot be inflated into folder (not enough free space), or None when they can."""
     free = shutil.disk_usage(folder).free
     if free < size + SPACE_MARGIN:
-        return f"needs {size >> 20} MiB in {folder}, which has {free >> 20} MiB free"
+        return (
+            f"needs {size >> 20} MiB and {SPACE_MARGIN >> 20} MiB to spare in {folder}, "
+            f"which has {free / 2**20:.1f} MiB free"
+        )
     return None
 
 
@@ -527,6 +530,8 @@ def integrity_check(path: Path, stop_flag: StopFlag | None = None, pragma: str =
     except sqlite3.DatabaseError as error:
         if stop_flag is not None:
             stop_flag.check()
+        if "disk is full" in str(error):
+            raise  # no room for the check's temporary space: not a verdict on the copy
         return str(error)
     return "; ".join(str(row[0]) for row in rows[:5])
 

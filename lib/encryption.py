@@ -126,14 +126,23 @@ class _HashingWriter:
         self._target = target
         self._hash = hashlib.sha256()
         self.size = 0
+        self.raised: OSError | None = None  # a full disk, kept: pyrage hands it back only as its error's text
 
     def write(self, data: bytes) -> int:
         self._hash.update(data)
         self.size += len(data)
-        return self._target.write(data)
+        try:
+            return self._target.write(data)
+        except OSError as error:
+            self.raised = error
+            raise
 
     def flush(self) -> None:
-        self._target.flush()
+        try:
+            self._target.flush()
+        except OSError as error:
+            self.raised = error
+            raise
 
     def written(self) -> Written:
         return Written(self.size, self._hash.hexdigest())
@@ -188,6 +197,8 @@ def encrypt_file(
             encrypt_io(reader, writer, keys)
         except EncryptError as error:
             _raise_what_the_reader_met(reader)
+            if writer.raised is not None:
+                raise writer.raised from None  # the system's error (ENOSPC...), for the caller to name
             raise CasejobsError(f"encrypting {source.name} failed: {error}") from None
         target.flush()
         os.fsync(target.fileno())

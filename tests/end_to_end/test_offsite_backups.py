@@ -476,6 +476,27 @@ def test_the_drill_takes_the_offsite_copy_and_keeps_to_the_lock(
     assert details["restored"] is True
 
 
+def test_a_disk_that_fills_while_encrypting_is_said_as_such(home: Path, demo: Path, keys: tuple[Path, str]) -> None:
+    _, recipient = keys
+    backups = home / "backups"
+    backups.mkdir(mode=0o700, exist_ok=True)
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k,mode=0700", "tmpfs", str(backups)], check=False
+    ).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        result = backup(home, CASEJOBS_BACKUP_ENCRYPT_TO=recipient)
+        left = sorted(path.name for path in backups.iterdir())
+    finally:
+        subprocess.run(["umount", str(backups)], check=False)
+
+    assert result.returncode == 1, result.stderr
+    error = last_finish(home, "nightlyBackup")["error"]
+    assert error.startswith("no room for the backup: the disk filled up while it was made"), error
+    assert f"{backups} has " in error and "encrypting" not in error
+    assert left == []  # no temporary left in the full folder
+
+
 def test_doctor_knows_a_drill_identity_that_opens_nothing(home: Path, keys: tuple[Path, str], tmp_path: Path) -> None:
     identity, recipient = keys
     public_only = tmp_path / "public.key"
