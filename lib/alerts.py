@@ -72,7 +72,10 @@ def known_recipients(settings: Settings, log: Any) -> list[tuple[int, str, str]]
         log.warning("alert recipients are the last known ADMINs: the database cannot be read", reason=str(error))
         return remembered
     if current != remembered:
-        write_json_file(path, [list(entry) for entry in current])
+        try:
+            write_json_file(path, [list(entry) for entry in current])
+        except OSError as error:  # a full or read-only home is no reason not to mail
+            log.warning("alert recipients not remembered", reason=str(error))
     return current
 
 
@@ -104,8 +107,9 @@ RETRY_REFUSED_LOGIN = dt.timedelta(hours=6)
 
 
 def login_fingerprint(config: SmtpConfig, salt: bytes) -> str:
-    """A salted hash of the SMTP server, user and password: it changes when any of them does."""
-    identity = f"{config.host}\0{config.port}\0{config.user or ''}\0{config.password or ''}".encode()
+    """A salted hash of the SMTP server, its security, the user and the password: it changes when any
+    of them does."""
+    identity = f"{config.host}\0{config.port}\0{config.security}\0{config.user or ''}\0{config.password or ''}".encode()
     return hashlib.sha256(salt + identity).hexdigest()
 
 

@@ -45,7 +45,8 @@ SPACE_MARGIN = 1 << 20
 HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())  # a shared folder may serve several machines
 # What a copy killed half-way leaves there: only these are ever removed, files only, this host's only.
 LEFTOVER = re.compile(
-    rf"^\.casejobs-offsite-{re.escape(HOST)}-(\d+)\.casejobs-backup-\d{{4}}-\d{{2}}-\d{{2}}\.zip(?:\.age)?(?:\.json)?$"
+    rf"^\.casejobs-offsite-{re.escape(HOST)}-(\d+)\."
+    rf"(?:casejobs-backup-\d{{4}}-\d{{2}}-\d{{2}}\.zip(?:\.age)?(?:\.json)?|probe)$"  # a copy, its record, doctor's probe
 )
 
 
@@ -134,6 +135,8 @@ def writing_problem(folder: Path, next_size: int) -> str | None:
     if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
         return f"offsite folder {folder} is read-only"
     probe = temporary_name(folder, "probe")
+    with contextlib.suppress(OSError):
+        probe.unlink()  # one a killed doctor of the same pid left
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as error:

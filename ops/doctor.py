@@ -379,6 +379,16 @@ def check_secret_files(settings: Settings) -> list[Check]:
     return checks
 
 
+def _normal_recipient(word: str) -> str:
+    """An age recipient as pyrage writes it (age also takes the same in capitals)."""
+    from pyrage import x25519
+
+    try:
+        return str(x25519.Recipient.from_str(word.lower()))
+    except Exception:  # pyrage's own error type: not an X25519 recipient, so no identity of ours matches it
+        return word
+
+
 def check_drill_identity(settings: Settings, path: Path) -> Check:
     """The drill's key file: private, holding an age identity, and one that opens what the nightly
     backup encrypts (its public key among CASEJOBS_BACKUP_ENCRYPT_TO's recipients)."""
@@ -389,10 +399,12 @@ def check_drill_identity(settings: Settings, path: Path) -> Check:
         return Check(key, CRITICAL, str(error), "give it the private key file age-keygen wrote (AGE-SECRET-KEY-1…)")
     try:
         recipients = settings.get("backup.encrypt_to") or ()
-    except CasejobsError:
-        recipients = ()
+    except CasejobsError as error:
+        return Check(key, WARNING, f"{path} is private, but the backup's recipients cannot be read: {error}")
+    if not recipients:
+        return Check(key, OK, f"{path} is private (the packages are not encrypted: the drill needs no key)")
     public = {str(identity.to_public()) for identity in identities}
-    if recipients and not public & set(recipients):
+    if not public & {_normal_recipient(word) for word in recipients}:
         return Check(
             key,
             CRITICAL,

@@ -226,6 +226,17 @@ def install_command(
             mark_installed(settings.home, settings.now())
         return
     plan = crontab.plan_block(settings.home, REGISTRY.entries(), cron_flavor, host_tz, settings.now())
+    current = crontab.read_crontab()
+    # Before anything is written: a shell with the wrong home must not create that home, nor its config.
+    elsewhere = crontab.other_home(crontab.installed_block(current), settings.home)
+    if elsewhere:
+        refusal = (
+            f"the installed block runs the jobs with CASEJOBS_HOME={elsewhere}, not this shell's {settings.home}; "
+            f"set CASEJOBS_HOME={elsewhere} to update that installation, or bin/jobctl uninstall first to move it here"
+        )
+        if not dry_run:
+            raise ConfigError(refusal)
+        click.echo(f"jobctl install: the real install refuses: {refusal}", err=True)
     if dry_run:
         click.echo("\n".join(plan.lines))
         shell_only = doctor.shell_only_settings(settings, plan.lines)
@@ -245,13 +256,6 @@ def install_command(
     if missing:
         doctor.write_to_config(config_path, missing)
         click.echo(f"wrote {plural(len({item.key for item in missing}), 'setting')} to {config_path} (mode 0600)")
-    current = crontab.read_crontab()
-    elsewhere = crontab.other_home(crontab.installed_block(current), settings.home)
-    if elsewhere:
-        raise ConfigError(
-            f"the installed block runs the jobs with CASEJOBS_HOME={elsewhere}, not this shell's {settings.home}; "
-            f"set CASEJOBS_HOME={elsewhere} to update that installation, or bin/jobctl uninstall first to move it here"
-        )
     wanted = crontab.with_block(current, plan.lines)
     if wanted == current:
         click.echo(

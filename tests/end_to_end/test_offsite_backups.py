@@ -513,6 +513,8 @@ def test_doctor_knows_a_drill_identity_that_opens_nothing(home: Path, keys: tupl
         return check
 
     public_check, other_check, right_check = (drill_key_check(path) for path in (public_only, other, identity))
+    recipient = recipient.upper()  # age takes a recipient in capitals too
+    assert drill_key_check(identity)["status"] == "ok"
 
     assert public_check["status"] == "fail" and "holds no age identity" in public_check["message"]
     assert other_check["status"] == "fail" and "the drill could open no package" in other_check["message"]
@@ -759,3 +761,11 @@ def test_an_offsite_folder_belongs_to_one_installation(
     assert "belongs to another installation" in last_finish(other, "nightlyBackup")["error"]
     assert files_under(share) == [".casejobs-offsite"]
     assert run_script("jobctl", "offsite", "init", str(share), home=home).returncode == 0  # its own: fine again
+
+
+def test_a_probe_a_killed_doctor_left_is_cleaned_up_like_a_killed_copy() -> None:
+    from lib.offsite import LEFTOVER, temporary_name
+
+    assert LEFTOVER.match(temporary_name(Path("/nas"), "probe").name)
+    assert LEFTOVER.match(temporary_name(Path("/nas"), f"{PACKAGE}.age").name)
+    assert not LEFTOVER.match(temporary_name(Path("/nas"), "notes.txt").name)  # never a foreign file

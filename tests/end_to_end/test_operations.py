@@ -83,9 +83,11 @@ def test_a_shell_naming_another_home_is_told_whose_schedule_is_installed(
     assert f"CASEJOBS_HOME={home}, not {elsewhere}" in check["message"]
     assert check["fix"].startswith(f"set CASEJOBS_HOME={home}")
     before = crontab_text()
-    moved = run_script("jobctl", "install", "--cron-flavor", "debian", "--host-tz", "UTC", home=elsewhere)
+    never_created = tmp_path / "never-created"
+    moved = run_script("jobctl", "install", "--cron-flavor", "debian", "--host-tz", "UTC", home=never_created)
     assert moved.returncode == 78 and "bin/jobctl uninstall first to move it here" in moved.stderr, moved.stderr
     assert crontab_text() == before  # the firm's schedule is not taken over by a shell with the wrong home
+    assert not never_created.exists()  # refused before anything was written
 
 
 @needs_crontab
