@@ -40,6 +40,13 @@ def _recipient(text: str) -> Any:
         raise Refused(f"{text[:12]}… is not an age recipient (mistyped or cut?)") from None
 
 
+def opens_any(identities: list[Any], recipients: tuple[str, ...]) -> bool:
+    """True when one of the identities is the private key of one of the recipients (as age reads them:
+    a recipient written in capitals is the same one)."""
+    public = {str(identity.to_public()) for identity in identities}
+    return bool(public & {str(_recipient(word)) for word in recipients})
+
+
 def parse_recipients(value: str) -> tuple[str, ...]:
     """Given the setting's text, return its age recipients (age1…): the text holds them, separated by
     spaces or commas, or names a recipients file holding one per line (`#` comments allowed, as

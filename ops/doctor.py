@@ -27,7 +27,7 @@ from typing import Any
 from jobs import REGISTRY
 from lib import crontab
 from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
-from lib.encryption import read_identities
+from lib.encryption import opens_any, read_identities
 from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
 from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER, read_small_file
@@ -379,16 +379,6 @@ def check_secret_files(settings: Settings) -> list[Check]:
     return checks
 
 
-def _normal_recipient(word: str) -> str:
-    """An age recipient as pyrage writes it (age also takes the same in capitals)."""
-    from pyrage import x25519
-
-    try:
-        return str(x25519.Recipient.from_str(word.lower()))
-    except Exception:  # pyrage's own error type: not an X25519 recipient, so no identity of ours matches it
-        return word
-
-
 def check_drill_identity(settings: Settings, path: Path) -> Check:
     """The drill's key file: private, holding an age identity, and one that opens what the nightly
     backup encrypts (its public key among CASEJOBS_BACKUP_ENCRYPT_TO's recipients)."""
@@ -403,8 +393,7 @@ def check_drill_identity(settings: Settings, path: Path) -> Check:
         return Check(key, WARNING, f"{path} is private, but the backup's recipients cannot be read: {error}")
     if not recipients:
         return Check(key, OK, f"{path} is private (the packages are not encrypted: the drill needs no key)")
-    public = {str(identity.to_public()) for identity in identities}
-    if not public & {_normal_recipient(word) for word in recipients}:
+    if not opens_any(identities, recipients):
         return Check(
             key,
             CRITICAL,
