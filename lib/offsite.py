@@ -129,11 +129,24 @@ def destination_problem(folder: Path, home: Path | None = None) -> str | None:
     return None
 
 
-def writing_problem(folder: Path, next_size: int) -> str | None:
-    """Say why a mounted off-site folder cannot take a package of next_size bytes now (read-only, not
-    writable, full), in the words the nightly run would use, else None. Writes and removes a probe."""
+def room_problem(folder: Path, size: int, name: str = "the next package") -> str | None:
+    """Say why folder cannot take size bytes (read-only, or without size and 1 MiB to spare), or None:
+    the words of both the nightly copy and doctor."""
     if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
         return f"offsite folder {folder} is read-only"
+    free = shutil.disk_usage(folder).free
+    if free < size + SPACE_MARGIN:
+        return (
+            f"offsite folder {folder} is full: {name} needs {size / 2**20:.1f} MiB "
+            f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
+        )
+    return None
+
+
+def writing_problem(folder: Path, next_size: int) -> str | None:
+    """Say why a mounted off-site folder cannot take a package of next_size bytes now (read-only, not
+    writable, full), in the words the nightly run would use, else None. Writes and removes a probe
+    (a read-only folder refuses it: EROFS)."""
     probe = temporary_name(folder, "probe")
     with contextlib.suppress(OSError):
         probe.unlink()  # one a killed doctor of the same pid left
@@ -144,13 +157,7 @@ def writing_problem(folder: Path, next_size: int) -> str | None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
-    free = shutil.disk_usage(folder).free
-    if free < next_size + SPACE_MARGIN:
-        return (
-            f"offsite folder {folder} is full: the next package needs about {next_size / 2**20:.1f} MiB "
-            f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
-        )
-    return None
+    return room_problem(folder, next_size)
 
 
 def _in_words(folder: Path, error: OSError) -> str:
@@ -191,14 +198,9 @@ def copy_package(package: Path, folder: Path, record: dict[str, Any], check: Cal
     temporary = temporary_name(folder, package.name)
     try:
         try:
-            if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
-                raise OffsiteProblem(f"offsite folder {folder} is read-only")
-            free = shutil.disk_usage(folder).free
-            if free < record["size"] + SPACE_MARGIN:
-                raise OffsiteProblem(
-                    f"offsite folder {folder} is full: {package.name} needs {record['size'] / 2**20:.1f} MiB "
-                    f"and 1 MiB to spare, {free / 2**20:.1f} MiB free"
-                )
+            problem = room_problem(folder, record["size"], package.name)
+            if problem:
+                raise OffsiteProblem(problem)
             source_hash = hashlib.sha256()
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "wb") as target, package.open("rb") as source:
