@@ -315,10 +315,18 @@ def declared(key: str) -> Setting:
 class Settings:
     """The resolved settings of one process: settings.get("core.home") and friends."""
 
-    def __init__(self, values: dict[str, Any], sources: dict[str, str], errors: dict[str, str]) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        sources: dict[str, str],
+        errors: dict[str, str],
+        in_config_file: frozenset[str] = frozenset(),
+    ) -> None:
         self._values = values
         self.sources = sources
         self.errors = errors  # dotted key -> the one-line reason its value was refused
+        # The keys the config file sets, whatever overrides them here: those reach cron too.
+        self.in_config_file = in_config_file
 
     def check(self, scopes: Iterable[str]) -> None:
         """Raise ConfigError for the first refused setting within scopes (section names or dotted keys)."""
@@ -543,6 +551,6 @@ def load_settings(
         values["core.db"] = home / "casejobs.db"
     elif not values["core.db"].is_absolute():
         values["core.db"] = values["core.db"].absolute()
-    settings = Settings(values, sources, errors)
+    settings = Settings(values, sources, errors, frozenset(file_values))
     settings.check(scopes)
     return settings

@@ -30,7 +30,7 @@ from lib.db import DatabaseBusy, check_database_file, connect, with_busy_retry
 from lib.encryption import opens_any, read_identities
 from lib.errors import CasejobsError, ConfigError
 from lib.health import CRITICAL, LEVEL_NAMES, OK, WARNING, check_job, installed_at, ist_words, job_health
-from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER, read_small_file
+from lib.home import POLICY, PRIVATE_FOLDER, SHARED_FOLDER
 from lib.migration import inspect
 from lib.offsite import destination_problem, writing_problem
 from lib.retention import packages_in
@@ -332,14 +332,13 @@ def shell_only_settings(settings: Settings, block: list[str] | None = None) -> l
     """The CASEJOBS_* variables this shell sets that cron would not see (neither in the crontab block
     nor, as their key, in the config file), by name; a command line's own ones (SHELL_ONLY) aside."""
     cron = cron_environment(settings, block)
-    in_file = _config_document(settings.get("core.config"))
     return sorted(
         setting.environment_variable
         for setting in all_settings()
         if os.environ.get(setting.environment_variable, "") != ""
         and setting.key not in SHELL_ONLY
         and setting.environment_variable not in cron
-        and not _has_key(in_file, setting.key)
+        and setting.key not in settings.in_config_file
     )
 
 
@@ -569,14 +568,6 @@ class Missing:
 SHELL_ONLY = frozenset({"core.now", "core.log_format", "core.debug_item_delay_ms"})
 
 
-def _config_document(path: Path) -> dict[str, Any]:
-    """The config file as TOML ({} when it is missing or does not read: the settings say why)."""
-    try:
-        return tomllib.loads(read_small_file(path).decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Missing]:
     """Return the settings each job takes from this shell's environment that cron would not give it:
     those without which it would fail, and the optional ones (encryption, the off-site folder, SMTP, a
@@ -584,7 +575,6 @@ def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Mi
     secret_keys = {setting.key for setting in all_settings() if setting.secret}
     variables = {setting.key: setting.environment_variable for setting in all_settings()}
     cron = cron_environment(settings, block)
-    in_file = _config_document(settings.get("core.config"))
     missing: list[Missing] = []
     for entry in REGISTRY.entries():
         here = check_job_settings(entry, dict(os.environ))
@@ -593,7 +583,7 @@ def settings_missing_under_cron(settings: Settings, block: list[str]) -> list[Mi
         under_cron = check_job_settings(entry, cron)
         fails = not under_cron["ok"]
         for key, source in sorted(here["sources"].items()):
-            if key in SHELL_ONLY or source != variables.get(key) or source in cron or _has_key(in_file, key):
+            if key in SHELL_ONLY or source != variables.get(key) or source in cron or key in settings.in_config_file:
                 continue  # a key the file has reaches cron (a value that differs from the shell's is the file's)
             if fails or key not in under_cron["sources"]:
                 missing.append(Missing(entry.job, key, source, key in secret_keys, fails))
